@@ -1,0 +1,90 @@
+"""Jobs: one row per accepted ingest. The ``jobs_job`` table is also the queue."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from jobs.states import JobState
+from photochanger.errors import FailureReason
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slot = models.ForeignKey("slots.Slot", on_delete=models.PROTECT, related_name="jobs")
+    state = models.CharField(_("state"), max_length=16, choices=JobState.choices, default=JobState.PENDING)
+
+    # Provider configuration snapshotted at ingest, so a slot edited mid-job does not change the job.
+    provider = models.CharField(_("provider"), max_length=32)
+    operation = models.CharField(_("operation"), max_length=64, blank=True)
+    provider_settings = models.JSONField(_("provider settings"), default=dict)
+    provider_job_reference = models.CharField(_("provider job reference"), max_length=128, blank=True)
+
+    # Deadlines, computed once by jobs.deadlines at creation / finalization.
+    created_at = models.DateTimeField(_("created at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    finalized_at = models.DateTimeField(_("finalized at"), null=True, blank=True)
+
+    # Queue bookkeeping.
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    claimed_by = models.CharField(_("claimed by"), max_length=128, blank=True)
+    claim_count = models.PositiveSmallIntegerField(_("claims"), default=0)
+    provider_calls = models.PositiveSmallIntegerField(_("provider calls"), default=0)
+
+    failure_reason = models.CharField(
+        _("failure reason"), max_length=32, choices=FailureReason.choices, blank=True
+    )
+    failure_message = models.CharField(_("failure message"), max_length=500, blank=True)
+
+    # The result file (path relative to MEDIA_ROOT); the input photo is a media.MediaObject.
+    result_path = models.CharField(_("result file"), max_length=255, blank=True)
+    result_mime_type = models.CharField(_("result MIME type"), max_length=64, blank=True)
+    result_size_bytes = models.PositiveBigIntegerField(_("result size, bytes"), null=True, blank=True)
+    result_sha256 = models.CharField(_("result SHA-256"), max_length=64, blank=True)
+    result_expires_at = models.DateTimeField(_("result expires at"), null=True, blank=True)
+    result_deleted_at = models.DateTimeField(_("result deleted at"), null=True, blank=True)
+
+    # Everything the booth sent besides the file and the password (hash, time, survey answers…).
+    request_metadata = models.JSONField(_("request metadata"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("job")
+        verbose_name_plural = _("jobs")
+        indexes = [
+            # Queue poll: claim_next_job() — "WHERE state = 'pending' ORDER BY created_at … SKIP LOCKED".
+            models.Index(
+                fields=["created_at"],
+                name="job_pending_queue_idx",
+                condition=models.Q(state="pending"),
+            ),
+            # Lease/deadline sweeps: recover_stale_jobs() — live jobs ordered by their deadline.
+            models.Index(
+                fields=["expires_at"],
+                name="job_live_deadline_idx",
+                condition=models.Q(state__in=["pending", "processing"]),
+            ),
+            # Result cleanup: cleanup_results — stored results by expiry.
+            models.Index(
+                fields=["result_expires_at"],
+                name="job_result_expiry_idx",
+                condition=models.Q(result_deleted_at__isnull=True) & ~models.Q(result_path=""),
+            ),
+            # Slot gallery: recent jobs of a slot.
+            models.Index(fields=["slot", "-created_at"], name="job_slot_recent_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")), name="job_expires_after_created"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.state})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state not in (JobState.PENDING, JobState.PROCESSING)

@@ -1,0 +1,110 @@
+"""``scripts/run``: bring PhotoChanger up in the foreground and take it down on Ctrl-C.
+
+Starts (or reuses) the embedded PostgreSQL server when ``DATABASE_URL`` is not set, migrates, runs
+first-time bootstrap (admin + ingest password, printed once), then runs the web server (uvicorn) and
+the queue worker as child processes. SIGINT/SIGTERM stop the children, then the database it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _child_commands(port: int, host: str) -> dict[str, list[str]]:
+    python = sys.executable
+    return {
+        "web": [
+            python,
+            "-m",
+            "uvicorn",
+            "photochanger.asgi:application",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--lifespan",
+            "off",
+            "--timeout-graceful-shutdown",
+            "65",
+        ],
+    }
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "photochanger.settings")
+    os.chdir(BASE_DIR)
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    child_env = dict(os.environ)
+    if settings.EMBEDDED_DATABASE is not None:
+        child_env["DATABASE_URL"] = settings.EMBEDDED_DATABASE.url
+        print(
+            f"Embedded PostgreSQL {settings.EMBEDDED_DATABASE.socket_dir} (database photochanger)", flush=True
+        )
+
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    call_command("bootstrap")
+
+    port = int(os.environ.get("PORT", "8000"))
+    host = os.environ.get("HOST", "127.0.0.1")
+    from django.db import connections
+
+    connections.close_all()
+
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    for name, command in _child_commands(port, host).items():
+        child_env["DATABASE_APPLICATION_NAME"] = f"photochanger-{name}"
+        children[name] = subprocess.Popen(command, env=dict(child_env), cwd=BASE_DIR)
+    print(f"PhotoChanger is up: admin at http://{host}:{port}/admin/ — Ctrl-C stops it.", flush=True)
+
+    stopping = {"signals": 0}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping["signals"] += 1
+        sig = signal.SIGTERM if stopping["signals"] == 1 else signal.SIGKILL
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(sig)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    exit_code = 0
+    while True:
+        exited = {name: child.poll() for name, child in children.items()}
+        if all(code is not None for code in exited.values()):
+            break
+        if not stopping["signals"] and any(code is not None for code in exited.values()):
+            failed = [name for name, code in exited.items() if code is not None]
+            print(f"{', '.join(failed)} exited; stopping the rest.", file=sys.stderr, flush=True)
+            exit_code = 1
+            on_signal(signal.SIGTERM, None)
+        time.sleep(0.2)
+
+    from photochanger.embedded_db import stop_embedded_postgres
+
+    stop_embedded_postgres()
+    print("PhotoChanger stopped.", flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""PhotoChanger settings: everything comes from the environment through one ``environ.Env()``.
+
+Development needs no configuration at all (embedded PostgreSQL under ``DATA_DIR``, a development
+secret key); with ``DEBUG`` off the process refuses to start without ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import django_stubs_ext
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+# Lets admin/forms classes be subscripted (ModelAdmin[Slot]) at runtime, as django-stubs types them.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=True)
+TESTING = "pytest" in sys.modules or env.bool("PHOTOCHANGER_TESTING", default=False)
+
+_DEVELOPMENT_SECRET_KEY = "photochanger-development-only-secret-key-never-use-in-production"  # noqa: S105
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    SECRET_KEY = _DEVELOPMENT_SECRET_KEY
+
+# Key for provider API keys at rest. Defaults to one derived from SECRET_KEY (see providers.crypto).
+FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media"))).resolve()
+MEDIA_URL = "/media/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_URL = "/static/"
+
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "servestatic",
+    "rest_framework",
+    "photochanger",
+    "slots",
+    "jobs",
+    "media",
+    "stats",
+    "providers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "photochanger.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "photochanger.asgi.application"
+WSGI_APPLICATION = "photochanger.wsgi.application"
+
+# --- Database: PostgreSQL only -------------------------------------------------------------------
+EMBEDDED_DATABASE = None
+if env.str("DATABASE_URL", default=""):
+    _database = env.db_url("DATABASE_URL")
+else:
+    from photochanger.embedded_db import ensure_embedded_postgres
+
+    EMBEDDED_DATABASE = ensure_embedded_postgres(DATA_DIR)
+    _database = environ.Env.db_url_config(EMBEDDED_DATABASE.url)
+if _database.get("ENGINE") != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("PhotoChanger runs on PostgreSQL only: DATABASE_URL must be postgres://…")
+_options = dict(_database.get("OPTIONS", {}))
+# A Unix-socket URL carries the socket directory and port in its query string.
+if "host" in _options:
+    _database["HOST"] = _options.pop("host")
+if "port" in _options:
+    _database["PORT"] = _options.pop("port")
+_options.setdefault("application_name", env.str("DATABASE_APPLICATION_NAME", default="photochanger"))
+_database["OPTIONS"] = _options
+# Connections live in a handful of executor threads (see jobs.db); keep them and health-check on reuse.
+_database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+_database["CONN_HEALTH_CHECKS"] = True
+_database.setdefault("TEST", {})
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+if TESTING:
+    # Hashing cost is not what the tests measure.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="ru")
+LANGUAGES = [("ru", _("Russian")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+# Uploads: the booth sends up to ~20 MB; bodies above the memory threshold spool to disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+
+# --- Product settings -----------------------------------------------------------------------------
+# The sync window may only go below 45 s when this is lowered (tests and demos).
+SYNC_RESPONSE_MIN_SECONDS = env.int("SYNC_RESPONSE_MIN_SECONDS", default=45)
+SYNC_RESPONSE_MAX_SECONDS = 60
+SYNC_RESPONSE_DEFAULT_SECONDS = 48
+RESULT_RETENTION_DEFAULT_HOURS = 72
+PUBLIC_LINK_TTL_DEFAULT_SECONDS = 60
+# Absolute cap on an upload, whatever the slot says (slots may allow at most 20 MB).
+INGEST_ABSOLUTE_MAX_BYTES = 20 * 1024 * 1024
+# Initial ingest password, applied by bootstrap only when none is configured yet.
+INGEST_PASSWORD = env.str("INGEST_PASSWORD", default="")
+
+GEMINI_API_BASE = env.str("GEMINI_API_BASE", default="https://generativelanguage.googleapis.com").rstrip("/")
+GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
+OPENAI_API_BASE = env.str("OPENAI_API_BASE", default="https://api.openai.com").rstrip("/")
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+TURBOTEXT_API_BASE = env.str("TURBOTEXT_API_BASE", default="https://www.turbotext.ru").rstrip("/")
+TURBOTEXT_API_KEY = env.str("TURBOTEXT_API_KEY", default="")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"embedded_postgres": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+}
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", False) else None
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG

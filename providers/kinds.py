@@ -1,0 +1,11 @@
+"""The provider kinds a slot can be set to. Adapters live in ``providers.adapters``."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class ProviderKind(models.TextChoices):
+    LOCAL = "local", _("Local effects (offline)")
+    GEMINI = "gemini", _("Google Gemini image")
+    OPENAI = "openai", _("OpenAI GPT Image")
+    TURBOTEXT = "turbotext", _("Turbotext")

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from media.images import sniff_image_type
+from slots import services
+from slots.models import Slot, SlotTemplateBinding, StudioSettings, TemplateMedia
+
+
+class SlotTemplateBindingInline(admin.TabularInline[SlotTemplateBinding, Slot]):
+    model = SlotTemplateBinding
+    extra = 0
+    autocomplete_fields = ["template"]
+
+
+class SlotForm(forms.ModelForm[Slot]):
+    # The version the editor saw; a save against a newer version is refused (optimistic locking).
+    seen_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    class Meta:
+        model = Slot
+        fields = ["display_name", "provider", "operation", "settings", "size_limit_mb", "is_active"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance and self.instance.pk:
+            self.fields["seen_version"].initial = self.instance.version
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        seen = cleaned.get("seen_version")
+        if seen is not None and self.instance.pk:
+            current = Slot.objects.filter(pk=self.instance.pk).values_list("version", flat=True).first()
+            if current != seen:
+                raise ValidationError(
+                    _("This slot was changed by someone else in the meantime. Reload it and try again.")
+                )
+        return cleaned
+
+
+@admin.register(Slot)
+class SlotAdmin(admin.ModelAdmin[Slot]):
+    form = SlotForm
+    list_display = ["id", "display_name", "provider", "operation", "is_active", "size_limit_mb", "updated_at"]
+    list_filter = ["provider", "is_active"]
+    search_fields = ["id", "display_name"]
+    readonly_fields = ["id", "ingest_url_display", "version", "updated_at", "updated_by"]
+    inlines = [SlotTemplateBindingInline]
+    fieldsets = [
+        (None, {"fields": ["id", "ingest_url_display", "display_name", "is_active"]}),
+        (_("Provider"), {"fields": ["provider", "operation", "settings"]}),
+        (_("Limits"), {"fields": ["size_limit_mb"]}),
+        (_("Audit"), {"fields": ["version", "updated_at", "updated_by", "seen_version"]}),
+    ]
+
+    @admin.display(description=_("Ingest URL"))
+    def ingest_url_display(self, obj: Slot) -> str:
+        return format_html("<code>{}</code>", obj.ingest_url)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Slot | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Slot, form: forms.ModelForm[Slot], change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in SlotForm.Meta.fields}
+        obj.version = form.cleaned_data.get("seen_version") or obj.version
+        services.slot_update(slot=obj, fields=fields, user=request.user)  # type: ignore[arg-type]
+
+
+class TemplateMediaForm(forms.ModelForm[TemplateMedia]):
+    class Meta:
+        model = TemplateMedia
+        fields = ["name", "file"]
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        upload.seek(0)
+        head = upload.read(16)
+        upload.seek(0)
+        if sniff_image_type(head) is None:
+            raise ValidationError(_("The file is not a JPEG, PNG, WebP or HEIC image."))
+        return upload
+
+
+@admin.register(TemplateMedia)
+class TemplateMediaAdmin(admin.ModelAdmin[TemplateMedia]):
+    form = TemplateMediaForm
+    list_display = ["name", "mime_type", "size_bytes", "uploaded_at", "uploaded_by"]
+    search_fields = ["name"]
+    readonly_fields = ["mime_type", "size_bytes", "sha256", "uploaded_at", "uploaded_by"]
+
+    def save_model(
+        self, request: HttpRequest, obj: TemplateMedia, form: forms.ModelForm[TemplateMedia], change: bool
+    ) -> None:
+        services.template_media_save(template=obj, user=request.user)  # type: ignore[arg-type]
+
+
+class StudioSettingsForm(forms.ModelForm[StudioSettings]):
+    new_ingest_password = forms.CharField(
+        label=_("New ingest password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_(
+            "Write-only. Leave empty to keep the current password. Booths must be updated after a change."
+        ),
+    )
+
+    class Meta:
+        model = StudioSettings
+        fields = ["sync_response_seconds", "result_retention_hours", "public_link_ttl_seconds"]
+
+    def clean_sync_response_seconds(self) -> int:
+        value = int(self.cleaned_data["sync_response_seconds"])
+        services.validate_sync_response_seconds(value)
+        return value
+
+    def clean_new_ingest_password(self) -> str:
+        password = str(self.cleaned_data.get("new_ingest_password") or "")
+        if password and len(password) < services.MIN_INGEST_PASSWORD_LENGTH:
+            raise ValidationError(
+                _("The ingest password must be at least %(n)s characters long."),
+                params={"n": services.MIN_INGEST_PASSWORD_LENGTH},
+            )
+        return password
+
+
+@admin.register(StudioSettings)
+class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
+    form = StudioSettingsForm
+    readonly_fields = ["ingest_password_status", "updated_at", "updated_by"]
+    fieldsets = [
+        (
+            _("Timing"),
+            {"fields": ["sync_response_seconds", "result_retention_hours", "public_link_ttl_seconds"]},
+        ),
+        (_("Ingest password"), {"fields": ["ingest_password_status", "new_ingest_password"]}),
+        (_("Audit"), {"fields": ["updated_at", "updated_by"]}),
+    ]
+
+    @admin.display(description=_("Ingest password"))
+    def ingest_password_status(self, obj: StudioSettings) -> str:
+        if not obj.ingest_password_configured:
+            return str(_("Not configured: ingest is closed."))
+        who = obj.ingest_password_rotated_by or _("bootstrap")
+        when = obj.ingest_password_rotated_at
+        return format_html(
+            "{} {} · {}", _("Configured, rotated"), when.strftime("%Y-%m-%d %H:%M") if when else "—", who
+        )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        studio = services.studio_settings_get()
+        return HttpResponseRedirect(reverse("admin:slots_studiosettings_change", args=[studio.pk]))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: StudioSettings | None = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: StudioSettings, form: forms.ModelForm[StudioSettings], change: bool
+    ) -> None:
+        services.studio_settings_update(
+            change=services.StudioSettingsChange(
+                sync_response_seconds=form.cleaned_data["sync_response_seconds"],
+                result_retention_hours=form.cleaned_data["result_retention_hours"],
+                public_link_ttl_seconds=form.cleaned_data["public_link_ttl_seconds"],
+            ),
+            user=request.user,  # type: ignore[arg-type]
+        )
+        password = form.cleaned_data.get("new_ingest_password")
+        if password:
+            services.ingest_password_set(password=password, user=request.user)  # type: ignore[arg-type]

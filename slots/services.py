@@ -1,0 +1,180 @@
+"""Writes to studio configuration: slots, global settings, the ingest password."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from slots.models import Slot, StudioSettings, static_slot_ids
+
+
+def slots_ensure_static() -> int:
+    """Create any of the 15 static slots that are missing; returns how many were created. Idempotent."""
+    existing = set(Slot.objects.values_list("id", flat=True))
+    missing = [
+        Slot(id=slot_id, display_name=slot_id) for slot_id in static_slot_ids() if slot_id not in existing
+    ]
+    Slot.objects.bulk_create(missing, ignore_conflicts=True)
+    return len(missing)
+
+
+def studio_settings_get() -> StudioSettings:
+    """The settings singleton, created with defaults on first use."""
+    studio, _created = StudioSettings.objects.get_or_create(
+        id=StudioSettings.SINGLETON_ID,
+        defaults={
+            "sync_response_seconds": settings.SYNC_RESPONSE_DEFAULT_SECONDS,
+            "result_retention_hours": settings.RESULT_RETENTION_DEFAULT_HOURS,
+            "public_link_ttl_seconds": settings.PUBLIC_LINK_TTL_DEFAULT_SECONDS,
+        },
+    )
+    return studio
+
+
+def validate_sync_response_seconds(value: int) -> None:
+    low, high = settings.SYNC_RESPONSE_MIN_SECONDS, settings.SYNC_RESPONSE_MAX_SECONDS
+    if not low <= value <= high:
+        raise ValidationError(
+            {
+                "sync_response_seconds": _("The sync window must be between %(low)s and %(high)s seconds.")
+                % {"low": low, "high": high}
+            }
+        )
+
+
+@dataclass(frozen=True)
+class StudioSettingsChange:
+    sync_response_seconds: int | None = None
+    result_retention_hours: int | None = None
+    public_link_ttl_seconds: int | None = None
+
+
+def studio_settings_update(*, change: StudioSettingsChange, user: User | None = None) -> StudioSettings:
+    """Validate and apply a change to the global settings (the same rules for admin and commands)."""
+    with transaction.atomic():
+        studio_settings_get()
+        studio = StudioSettings.objects.select_for_update().get(id=StudioSettings.SINGLETON_ID)
+        if change.sync_response_seconds is not None:
+            validate_sync_response_seconds(change.sync_response_seconds)
+            studio.sync_response_seconds = change.sync_response_seconds
+        if change.result_retention_hours is not None:
+            studio.result_retention_hours = change.result_retention_hours
+        if change.public_link_ttl_seconds is not None:
+            studio.public_link_ttl_seconds = change.public_link_ttl_seconds
+        studio.updated_by = user
+        studio.full_clean()
+        studio.save()
+    return studio
+
+
+MIN_INGEST_PASSWORD_LENGTH = 6
+
+
+def ingest_password_set(*, password: str, user: User | None = None) -> StudioSettings:
+    """Rotate the global ingest password. Only its hash is stored; the old password stops working at once."""
+    if len(password) < MIN_INGEST_PASSWORD_LENGTH:
+        raise ValidationError(
+            {
+                "ingest_password": _("The ingest password must be at least %(n)s characters long.")
+                % {"n": MIN_INGEST_PASSWORD_LENGTH}
+            }
+        )
+    studio_settings_get()
+    StudioSettings.objects.filter(id=StudioSettings.SINGLETON_ID).update(
+        ingest_password_hash=make_password(password),
+        ingest_password_rotated_at=timezone.now(),
+        ingest_password_rotated_by=user,
+    )
+    return studio_settings_get()
+
+
+class _VerifiedPasswords:
+    """Remembers which (hash, password digest) pairs already passed the slow hash check.
+
+    Django's password hashers are deliberately slow (hundreds of ms); a booth sends the same password
+    with every photo. Only successes are remembered, keyed by the stored hash, so rotating the password
+    invalidates them. Only a SHA-256 digest of the candidate is kept in memory.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, bytes] = {}
+
+    def matches(self, stored_hash: str, digest: bytes) -> bool:
+        with self._lock:
+            known = self._entries.get(stored_hash)
+        return known is not None and hmac.compare_digest(known, digest)
+
+    def remember(self, stored_hash: str, digest: bytes) -> None:
+        with self._lock:
+            self._entries = {stored_hash: digest}
+
+
+_verified_passwords = _VerifiedPasswords()
+
+
+def ingest_password_check(*, stored_hash: str, candidate: str) -> bool:
+    """True when ``candidate`` is the configured ingest password. No password configured: always False."""
+    if not stored_hash or not candidate:
+        return False
+    digest = hashlib.sha256(candidate.encode()).digest()
+    if _verified_passwords.matches(stored_hash, digest):
+        return True
+    if check_password(candidate, stored_hash):
+        _verified_passwords.remember(stored_hash, digest)
+        return True
+    return False
+
+
+def slot_update(*, slot: Slot, fields: dict[str, Any], user: User | None = None) -> Slot:
+    """Apply a validated change to a slot with optimistic locking on ``version``.
+
+    Raises ``ValidationError`` when the slot was changed by someone else since it was read.
+    """
+    for name, value in fields.items():
+        setattr(slot, name, value)
+    slot.updated_by = user
+    slot.full_clean()
+    with transaction.atomic():
+        updated = Slot.objects.filter(id=slot.id, version=slot.version).update(
+            **fields, updated_by=user, updated_at=timezone.now(), version=F("version") + 1
+        )
+        if updated != 1:
+            raise ValidationError(
+                _("This slot was changed by someone else in the meantime. Reload it and try again.")
+            )
+    slot.refresh_from_db()
+    return slot
+
+
+def template_media_save(*, template: Any, user: User | None = None) -> Any:
+    """Save an uploaded template image, recording its real type (by bytes), size and checksum."""
+    from media.images import sniff_image_type
+
+    upload = template.file
+    upload.open("rb")
+    upload.seek(0)
+    content = upload.read()
+    upload.seek(0)
+    detected = sniff_image_type(content)
+    if detected is None:
+        raise ValidationError({"file": _("The file is not a JPEG, PNG, WebP or HEIC image.")})
+    template.mime_type = detected
+    template.size_bytes = len(content)
+    template.sha256 = hashlib.sha256(content).hexdigest()
+    if user is not None and template.uploaded_by_id is None:
+        template.uploaded_by = user
+    template.save()
+    return template
