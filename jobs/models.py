@@ -20,6 +20,8 @@ class Job(models.Model):
     provider = models.CharField(_("provider"), max_length=32)
     operation = models.CharField(_("operation"), max_length=64, blank=True)
     provider_settings = models.JSONField(_("provider settings"), default=dict)
+    # Template images bound to the slot at ingest: [{"path", "mime_type", "role", "name"}].
+    templates = models.JSONField(_("templates"), default=list, blank=True)
     provider_job_reference = models.CharField(_("provider job reference"), max_length=128, blank=True)
 
     # Deadlines, computed once by jobs.deadlines at creation / finalization.

@@ -24,6 +24,10 @@ class FailureReason(models.TextChoices):
     SERVICE_UNAVAILABLE = "service_unavailable", _("Service unavailable")
     PROVIDER_TIMEOUT = "provider_timeout", _("Provider timeout")
     INTERNAL_ERROR = "internal_error", _("Internal error")
+    # Public download endpoints (results, temporary media links).
+    NOT_FOUND = "not_found", _("Not found")
+    GONE = "gone", _("Gone")
+    METHOD_NOT_ALLOWED = "method_not_allowed", _("Method not allowed")
 
 
 HTTP_STATUS: dict[FailureReason, int] = {
@@ -38,6 +42,9 @@ HTTP_STATUS: dict[FailureReason, int] = {
     FailureReason.SERVICE_UNAVAILABLE: 503,
     FailureReason.PROVIDER_TIMEOUT: 504,
     FailureReason.INTERNAL_ERROR: 500,
+    FailureReason.NOT_FOUND: 404,
+    FailureReason.GONE: 410,
+    FailureReason.METHOD_NOT_ALLOWED: 405,
 }
 
 # Default client-facing messages (English: the booth and its operator read these, not staff).
@@ -53,6 +60,9 @@ DEFAULT_MESSAGES: dict[FailureReason, str] = {
     FailureReason.SERVICE_UNAVAILABLE: "The service is temporarily unavailable.",
     FailureReason.PROVIDER_TIMEOUT: "No result within the response window.",
     FailureReason.INTERNAL_ERROR: "Internal error.",
+    FailureReason.NOT_FOUND: "Nothing is stored under this id.",
+    FailureReason.GONE: "This file has expired and was deleted.",
+    FailureReason.METHOD_NOT_ALLOWED: "This HTTP method is not allowed here.",
 }
 
 

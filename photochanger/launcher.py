@@ -40,6 +40,7 @@ def _child_commands(port: int, host: str) -> dict[str, list[str]]:
             "--timeout-graceful-shutdown",
             "65",
         ],
+        "worker": [python, str(BASE_DIR / "manage.py"), "run_worker"],
     }
 
 
@@ -62,6 +63,7 @@ def main() -> int:
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
     call_command("bootstrap")
+    call_command("first_run")
 
     port = int(os.environ.get("PORT", "8000"))
     host = os.environ.get("HOST", "127.0.0.1")

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "servestatic",
     "rest_framework",
+    "drf_spectacular",
     "photochanger",
     "slots",
     "jobs",
@@ -113,9 +114,9 @@ if "port" in _options:
     _database["PORT"] = _options.pop("port")
 _options.setdefault("application_name", env.str("DATABASE_APPLICATION_NAME", default="photochanger"))
 _database["OPTIONS"] = _options
-# Connections live in a handful of executor threads (see jobs.db); keep them and health-check on reuse.
-_database["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-_database["CONN_HEALTH_CHECKS"] = True
+# Under ASGI, Django's per-request threads must not keep connections (they would leak with the thread).
+# The hot path runs its queries in the small fixed pool of photochanger.db, whose connections persist.
+_database["CONN_MAX_AGE"] = 0
 _database.setdefault("TEST", {})
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -165,7 +166,27 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "photochanger.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PhotoChanger API",
+    "DESCRIPTION": "Ingest for photo booths (DSLR Remote Pro), public results and temporary media links.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Threads (and so database connections) per process for the hot path (photochanger.db).
+DB_EXECUTOR_THREADS = env.int("DB_EXECUTOR_THREADS", default=4)
+# A web process refuses new ingests with 503 beyond this many held requests.
+INGEST_MAX_HELD_REQUESTS = env.int("INGEST_MAX_HELD_REQUESTS", default=2000)
+# Failed ingest passwords from one client within the window before 429.
+INGEST_PASSWORD_FAILURES_ALLOWED = env.int("INGEST_PASSWORD_FAILURES_ALLOWED", default=10)
+INGEST_PASSWORD_FAILURE_WINDOW_SECONDS = env.int("INGEST_PASSWORD_FAILURE_WINDOW_SECONDS", default=300)
+# Worker: lease on a claimed job, renewed while the provider call runs; idle poll interval.
+WORKER_LEASE_SECONDS = env.float("WORKER_LEASE_SECONDS", default=10.0)
+WORKER_POLL_SECONDS = env.float("WORKER_POLL_SECONDS", default=1.0)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -34,7 +34,15 @@ class ProcessingLogEntry(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("processing log entry")
         verbose_name_plural = _("processing log")
-        indexes = [models.Index(fields=["slot_id", "-created_at"], name="log_slot_recent_idx")]
+        indexes = [
+            models.Index(fields=["slot_id", "-created_at"], name="log_slot_recent_idx"),
+            # ingest password lockout: recent invalid_password rejections from one client.
+            models.Index(
+                fields=["client_ip", "created_at"],
+                name="log_password_failures_idx",
+                condition=models.Q(failure_reason="invalid_password"),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event} {self.slot_id}"

@@ -1,0 +1,89 @@
+"""Cleanup run by cron: overdue jobs, leftover inputs and links, expired results.
+
+Every step is a conditional update or an idempotent delete, so two runs at once are harmless; the
+command still takes an advisory lock so overlapping cron runs do not duplicate work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from jobs.models import Job
+from jobs.services import jobs_recover_stale
+from jobs.states import FINAL_STATES, JobState
+from media import storage
+from media.models import MediaObject
+
+ADVISORY_LOCK_KEY = 0x50484F544F  # "PHOTO"
+
+
+@dataclass
+class CleanupReport:
+    requeued_jobs: int = 0
+    timed_out_jobs: int = 0
+    media_files_removed: int = 0
+    media_rows_expired: int = 0
+    results_removed: int = 0
+    skipped_locked: bool = False
+
+    def summary(self) -> str:
+        if self.skipped_locked:
+            return "cleanup: another cleanup is running; nothing done"
+        return (
+            f"cleanup: jobs requeued={self.requeued_jobs} timed_out={self.timed_out_jobs}; "
+            f"media expired={self.media_rows_expired} files_removed={self.media_files_removed}; "
+            f"results removed={self.results_removed}"
+        )
+
+
+def cleanup_run(*, dry_run: bool = False) -> CleanupReport:
+    report = CleanupReport()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        if not cursor.fetchone()[0]:
+            report.skipped_locked = True
+            return report
+    try:
+        now = timezone.now()
+        if dry_run:
+            report.timed_out_jobs = Job.objects.filter(
+                state__in=[JobState.PENDING, JobState.PROCESSING], expires_at__lte=now
+            ).count()
+            report.media_rows_expired = _expired_media(now).count()
+            report.results_removed = _expired_results(now).count()
+            return report
+        report.requeued_jobs, report.timed_out_jobs = jobs_recover_stale(batch=10_000)
+        for media_id, path, owns_file in _expired_media(now).values_list("id", "path", "owns_file"):
+            if MediaObject.objects.filter(id=media_id, deleted_at__isnull=True).update(deleted_at=now):
+                report.media_rows_expired += 1
+                if owns_file and storage.delete(path):
+                    report.media_files_removed += 1
+        for job_id, path in _expired_results(now).values_list("id", "result_path"):
+            if Job.objects.filter(id=job_id, result_deleted_at__isnull=True).update(result_deleted_at=now):
+                storage.delete(path)
+                report.results_removed += 1
+        return report
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+
+
+def _expired_media(now: datetime) -> QuerySet[MediaObject]:
+    # Inputs and links of final jobs, and anything past its expiry (served by media_live_expiry_idx).
+    from django.db.models import Q
+
+    return MediaObject.objects.filter(deleted_at__isnull=True).filter(
+        Q(expires_at__lte=now) | Q(job__state__in=list(FINAL_STATES))
+    )
+
+
+def _expired_results(now: datetime) -> QuerySet[Job]:
+    # served by job_result_expiry_idx
+    return Job.objects.filter(result_deleted_at__isnull=True, result_expires_at__lte=now).exclude(
+        result_path=""
+    )

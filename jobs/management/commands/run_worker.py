@@ -1,0 +1,46 @@
+"""``manage.py run_worker [--concurrency N]``: the queue worker loop (any number, on any machine).
+
+SIGTERM/SIGINT: stop claiming, finish in-flight jobs, exit. A second signal exits at once (in-flight
+jobs are abandoned; their leases lapse and another worker re-claims them while time remains).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from jobs.worker import Worker
+
+
+class Command(BaseCommand):
+    help = "Run the PhotoChanger queue worker until SIGTERM/SIGINT."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--concurrency", type=int, default=16, help="jobs processed at once (default 16)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        concurrency = max(1, int(options["concurrency"]))
+        asyncio.run(self._run(concurrency))
+
+    async def _run(self, concurrency: int) -> None:
+        worker = Worker(concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        signals_seen = {"count": 0}
+
+        def on_signal() -> None:
+            signals_seen["count"] += 1
+            if signals_seen["count"] == 1:
+                self.stdout.write("Stopping: finishing in-flight jobs (signal again to exit now).")
+                worker.request_stop()
+            else:
+                worker.abort()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        self.stdout.write(f"Worker {worker.name} running with concurrency {concurrency}.")
+        self.stdout.flush()
+        await worker.run()
+        self.stdout.write(f"Worker stopped: {worker.stats}")

@@ -1,0 +1,285 @@
+"""The queue worker: claim, commit, work, finalize.
+
+One asyncio loop per process runs up to ``concurrency`` jobs at once. Claims use
+``SELECT … FOR UPDATE SKIP LOCKED`` and commit before the provider is called; the provider call runs
+with no transaction and no row lock held, with the job's remaining time as its timeout; the result is
+finalized with a conditional update. Leases are renewed while a job runs, so a worker that dies lets
+another re-claim the job once the lease lapses (or the job times out at its deadline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import httpx
+import psycopg
+from django.conf import settings
+
+from jobs import services
+from jobs.services import ClaimedJob, Outcome, StoredResult
+from jobs.states import JobState
+from media import storage
+from photochanger.db import connection_kwargs, db_call
+from photochanger.errors import FailureReason, ServiceError
+from providers.base import (
+    ProviderDeadlineExceeded,
+    ProviderError,
+    ProviderImage,
+    ProviderRequest,
+    TemplateImage,
+)
+from providers.registry import get_provider
+
+logger = logging.getLogger(__name__)
+
+LEASE_RENEW_FRACTION = 0.3
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    lost: int = 0
+
+
+@dataclass
+class Worker:
+    concurrency: int = 16
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    lease: timedelta = field(default_factory=lambda: timedelta(seconds=settings.WORKER_LEASE_SECONDS))
+    poll_seconds: float = field(default_factory=lambda: settings.WORKER_POLL_SECONDS)
+
+    def __post_init__(self) -> None:
+        self.stats = WorkerStats()
+        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._client: httpx.AsyncClient | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First signal: stop claiming, let in-flight jobs finish."""
+        self._stopping = True
+        self._wake.set()
+
+    def abort(self) -> None:
+        """Second signal: cancel in-flight jobs now (their leases lapse; another worker re-claims)."""
+        self._stopping = True
+        for task in self._running.values():
+            task.cancel()
+        self._wake.set()
+
+    async def run(self) -> None:
+        limits = httpx.Limits(
+            max_connections=max(self.concurrency * 2, 20), max_keepalive_connections=self.concurrency
+        )
+        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+            self._client = client
+            listener = asyncio.create_task(self._listen_forever(), name="worker-listen")
+            housekeeping = asyncio.create_task(self._housekeeping_forever(), name="worker-housekeeping")
+            try:
+                while not self._stopping:
+                    found = await self.claim_step()
+                    if not found or len(self._running) >= self.concurrency:
+                        await self._idle()
+                await self._drain()
+            finally:
+                listener.cancel()
+                housekeeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+                with contextlib.suppress(asyncio.CancelledError):
+                    await housekeeping
+        logger.info("worker %s stopped: %s", self.name, self.stats)
+
+    async def _idle(self) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+    async def _drain(self) -> None:
+        if self._running:
+            logger.info("worker %s draining %s in-flight job(s)", self.name, len(self._running))
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    # --- steps (tests call these directly) -------------------------------------------------------
+
+    async def claim_step(self) -> bool:
+        """Claim as many jobs as there is room for and start them; True when any was claimed."""
+        room = self.concurrency - len(self._running)
+        if room <= 0 or self._stopping:
+            return False
+        try:
+            claimed = await db_call(services.jobs_claim, worker=self.name, limit=room, lease=self.lease)
+        except ServiceError:
+            await asyncio.sleep(self.poll_seconds)
+            return False
+        for item in claimed:
+            self.stats.claimed += 1
+            task = asyncio.create_task(self.process(item), name=f"job-{item.job.id}")
+            self._running[item.job.id] = task
+            task.add_done_callback(functools.partial(self._job_done, item.job.id))
+        return bool(claimed)
+
+    def _job_done(self, job_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+        self._running.pop(job_id, None)
+        self._wake.set()  # room for another job
+
+    async def housekeeping_step(self) -> None:
+        """Renew our leases (cancel jobs someone else finalized) and recover stale jobs."""
+        mine = list(self._running)
+        if mine:
+            still_ours = await db_call(
+                services.jobs_renew_leases, worker=self.name, job_ids=mine, lease=self.lease
+            )
+            for job_id in mine:
+                if job_id not in still_ours and job_id in self._running:
+                    # Timed out, cancelled or re-claimed elsewhere: stop calling the provider.
+                    self._running[job_id].cancel()
+                    self.stats.lost += 1
+        requeued, timed_out = await db_call(services.jobs_recover_stale)
+        if requeued:
+            self._wake.set()
+        self.stats.timed_out += timed_out
+
+    # --- one job ---------------------------------------------------------------------------------
+
+    async def process(self, claimed: ClaimedJob) -> None:
+        job = claimed.job
+        assert self._client is not None
+        try:
+            outcome = await self._run_provider(claimed, self._client)
+        except asyncio.CancelledError:
+            logger.info("job %s: stopped (finalized elsewhere or worker aborting)", job.id)
+            raise
+        except Exception:
+            logger.exception("job %s: internal error", job.id)
+            outcome = Outcome(
+                state=JobState.FAILED,
+                failure_reason=FailureReason.INTERNAL_ERROR,
+                failure_message="Internal error while processing.",
+            )
+        await self._finalize(claimed, outcome)
+
+    async def _run_provider(self, claimed: ClaimedJob, client: httpx.AsyncClient) -> Outcome:
+        job = claimed.job
+        provider = get_provider(job.provider)
+        request = ProviderRequest(
+            job_id=str(job.id),
+            operation=job.operation or provider.default_operation,
+            settings=dict(job.provider_settings),
+            photo=ProviderImage(
+                data=await asyncio.to_thread(claimed.input_path.read_bytes), mime_type=claimed.input_mime_type
+            ),
+            templates=await asyncio.to_thread(_load_templates, job.templates),
+            deadline=job.expires_at,
+            api_key=claimed.api_key,
+        )
+        try:
+            result = await asyncio.wait_for(
+                provider.process(request, client), timeout=max(request.remaining(), 0.001)
+            )
+        except (ProviderDeadlineExceeded, TimeoutError):
+            return Outcome(
+                state=JobState.TIMEOUT,
+                failure_reason=FailureReason.PROVIDER_TIMEOUT,
+                failure_message="No result within the sync window.",
+                provider_calls=request.attempts,
+            )
+        except ProviderError as error:
+            logger.info("job %s: provider failed permanently: %s", job.id, error.message)
+            return Outcome(
+                state=JobState.FAILED,
+                failure_reason=FailureReason.PROVIDER_ERROR,
+                failure_message=error.message,
+                provider_calls=request.attempts,
+            )
+        stored = await asyncio.to_thread(_store_result, job.id, result.image)
+        return Outcome(
+            state=JobState.SUCCEEDED,
+            result=stored,
+            provider_calls=result.attempts,
+            extra={"attempts": result.attempts},
+        )
+
+    async def _finalize(self, claimed: ClaimedJob, outcome: Outcome) -> None:
+        job_id = claimed.job.id
+        if outcome.state == JobState.TIMEOUT:
+            won = await db_call(services.job_time_out, job_id=job_id)
+        else:
+            won = await db_call(services.job_finalize, job_id=job_id, outcome=outcome, claimed_by=self.name)
+        if not won:
+            # Someone else finalized first (the waiter at the deadline, cleanup, staff): our answer is late.
+            if outcome.result is not None:
+                await asyncio.to_thread(storage.delete, outcome.result.path)
+            self.stats.lost += 1
+            return
+        if outcome.state == JobState.SUCCEEDED:
+            self.stats.succeeded += 1
+        elif outcome.state == JobState.TIMEOUT:
+            self.stats.timed_out += 1
+        else:
+            self.stats.failed += 1
+
+    # --- wake-ups ----------------------------------------------------------------------------------
+
+    async def _listen_forever(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    autocommit=True, **connection_kwargs()
+                ) as conn:
+                    await conn.execute(f"LISTEN {services.CHANNEL_JOB_CREATED}")
+                    self._wake.set()
+                    async for _notification in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("worker LISTEN connection lost (%s); reconnecting", error.__class__.__name__)
+                await asyncio.sleep(1.0)
+
+    async def _housekeeping_forever(self) -> None:
+        interval = max(0.2, self.lease.total_seconds() * LEASE_RENEW_FRACTION)
+        while True:
+            await asyncio.sleep(min(interval, 1.0))
+            try:
+                await self.housekeeping_step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
+
+
+def _load_templates(templates: list[dict[str, str]]) -> list[TemplateImage]:
+    loaded = []
+    for template in templates:
+        data = storage.read(template["path"])
+        loaded.append(
+            TemplateImage(
+                role=template.get("role", ""),
+                name=template.get("name", ""),
+                image=ProviderImage(data=data, mime_type=template.get("mime_type", "image/png")),
+            )
+        )
+    return loaded
+
+
+def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
+    from media.images import sniff_image_type
+
+    mime_type = sniff_image_type(image.data) or image.mime_type
+    path = storage.result_path(job_id, mime_type)
+    checksum = storage.write_atomic(path, image.data)
+    return StoredResult(path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum)

@@ -1,0 +1,69 @@
+"""Database access for async code on the hot path (ingest waiters, the queue worker).
+
+Django's ORM is synchronous. Instead of Django's per-request threads (one thread and one connection per
+held request), hot-path code runs its ORM calls in one small fixed pool of threads per process, so a
+thousand held booth requests cost a handful of connections. Each pool thread keeps its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+
+from photochanger.errors import FailureReason, ServiceError
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _get_executor() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=settings.DB_EXECUTOR_THREADS, thread_name_prefix="db")
+    return _executor
+
+
+def _run(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    try:
+        return function(*args, **kwargs)
+    except (OperationalError, InterfaceError) as error:
+        # The server went away or the connection broke: drop it so the next call reconnects.
+        logger.warning("database unavailable: %s", error.__class__.__name__)
+        try:
+            connection.close()
+        except DatabaseError:
+            pass
+        raise ServiceError(
+            FailureReason.SERVICE_UNAVAILABLE, "The database is unavailable; retry shortly."
+        ) from error
+
+
+async def db_call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run a synchronous ORM function in the hot-path pool. Database outages become a 503 error."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_get_executor(), functools.partial(_run, function, *args, **kwargs))
+
+
+def connection_kwargs() -> dict[str, Any]:
+    """psycopg connection arguments for the default database (for LISTEN connections)."""
+    db = settings.DATABASES["default"]
+    kwargs: dict[str, Any] = {
+        "dbname": db["NAME"],
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "host": db.get("HOST") or None,
+        "port": db.get("PORT") or None,
+        "application_name": db.get("OPTIONS", {}).get("application_name", "photochanger") + "-listen",
+    }
+    return {key: value for key, value in kwargs.items() if value is not None}

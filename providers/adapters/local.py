@@ -1,0 +1,104 @@
+"""The local provider: classic booth effects with Pillow, offline (no network, no key).
+
+Operations: ``grayscale``, ``sepia``, ``frame`` (overlay a bound PNG frame with transparency), and
+``resize`` (fit within ``max_side``). Settings: ``output_format`` (``jpeg``/``png``), ``quality``
+(JPEG, 1–95), ``max_side`` (``resize``, and an optional cap for every operation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any, ClassVar
+
+import httpx
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from providers.base import Provider, ProviderError, ProviderImage, ProviderRequest, ProviderResult
+
+OUTPUT_FORMATS = {"jpeg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png")}
+SEPIA_TONE = ((0.393, 0.769, 0.189), (0.349, 0.686, 0.168), (0.272, 0.534, 0.131))
+
+
+class LocalProvider(Provider):
+    kind = "local"
+    operations: ClassVar[tuple[str, ...]] = ("grayscale", "sepia", "frame", "resize")
+    default_operation = "sepia"
+
+    def validate_settings(
+        self, operation: str, settings: dict[str, Any], template_roles: list[str]
+    ) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        if operation not in self.operations:
+            errors["operation"] = f"Choose one of: {', '.join(self.operations)}."
+        output_format = settings.get("output_format", "jpeg")
+        if output_format not in OUTPUT_FORMATS:
+            errors["output_format"] = "Must be 'jpeg' or 'png'."
+        quality = settings.get("quality", 90)
+        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 95:
+            errors["quality"] = "Must be a whole number from 1 to 95."
+        max_side = settings.get("max_side")
+        if max_side is not None and (
+            not isinstance(max_side, int) or isinstance(max_side, bool) or not 64 <= max_side <= 8192
+        ):
+            errors["max_side"] = "Must be a whole number from 64 to 8192."
+        if operation == "resize" and max_side is None:
+            errors["max_side"] = "Required for resize."
+        if operation == "frame" and "frame" not in template_roles:
+            errors["templates"] = "Bind a frame template (PNG with transparency) to use the frame operation."
+        return errors
+
+    async def process(self, request: ProviderRequest, client: httpx.AsyncClient) -> ProviderResult:
+        request.attempts = 1
+        # Pillow releases the GIL for most of the work; keep the worker's event loop free.
+        image = await asyncio.to_thread(render, request)
+        return ProviderResult(image=image, attempts=1)
+
+
+def render(request: ProviderRequest) -> ProviderImage:
+    settings = request.settings
+    try:
+        with Image.open(io.BytesIO(request.photo.data)) as opened:
+            photo = ImageOps.exif_transpose(opened).convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise ProviderError("the photo cannot be decoded", retryable=False) from error
+
+    max_side = settings.get("max_side")
+    if max_side:
+        photo.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+
+    if request.operation == "grayscale":
+        photo = ImageOps.grayscale(photo).convert("RGB")
+    elif request.operation == "sepia":
+        photo = _sepia(photo)
+    elif request.operation == "frame":
+        photo = _overlay_frame(photo, request)
+    elif request.operation != "resize":
+        raise ProviderError(f"unknown local operation {request.operation!r}", retryable=False)
+
+    pil_format, mime_type = OUTPUT_FORMATS[settings.get("output_format", "jpeg")]
+    buffer = io.BytesIO()
+    if pil_format == "JPEG":
+        photo.save(buffer, "JPEG", quality=int(settings.get("quality", 90)), optimize=False)
+    else:
+        photo.save(buffer, "PNG", compress_level=3)
+    return ProviderImage(data=buffer.getvalue(), mime_type=mime_type)
+
+
+def _sepia(photo: Image.Image) -> Image.Image:
+    matrix = tuple(value for row in SEPIA_TONE for value in (*row, 0.0))
+    return photo.convert("RGB", matrix)
+
+
+def _overlay_frame(photo: Image.Image, request: ProviderRequest) -> Image.Image:
+    frames = [template for template in request.templates if template.role == "frame"]
+    if not frames:
+        raise ProviderError("no frame template is bound to this slot", retryable=False)
+    try:
+        with Image.open(io.BytesIO(frames[0].image.data)) as opened:
+            frame = opened.convert("RGBA").resize(photo.size, Image.Resampling.LANCZOS)
+    except (UnidentifiedImageError, OSError) as error:
+        raise ProviderError("the frame template cannot be decoded", retryable=False) from error
+    composed = photo.convert("RGBA")
+    composed.alpha_composite(frame)
+    return composed.convert("RGB")

@@ -1,0 +1,34 @@
+"""Adapter lookup by ``slot.provider`` and the settings validation shared by admin and commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from providers.adapters.gemini import GeminiProvider
+from providers.adapters.local import LocalProvider
+from providers.base import Provider
+
+_ADAPTERS: dict[str, Provider] = {adapter.kind: adapter for adapter in (LocalProvider(), GeminiProvider())}
+
+
+def available_providers() -> list[str]:
+    return list(_ADAPTERS)
+
+
+def get_provider(kind: str) -> Provider:
+    try:
+        return _ADAPTERS[kind]
+    except KeyError:
+        raise LookupError(f"no adapter for provider {kind!r}") from None
+
+
+def validate_slot_configuration(
+    *, provider: str, operation: str, settings: dict[str, Any], template_roles: list[str]
+) -> dict[str, str]:
+    """Field-level problems with a slot's provider configuration ({} = valid)."""
+    if provider not in _ADAPTERS:
+        return {"provider": f"Provider {provider!r} is not available yet."}
+    if not isinstance(settings, dict):
+        return {"settings": "Provider settings must be a JSON object."}
+    adapter = _ADAPTERS[provider]
+    return adapter.validate_settings(operation or adapter.default_operation, settings, template_roles)

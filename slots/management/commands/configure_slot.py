@@ -1,0 +1,70 @@
+"""``manage.py configure_slot <slot_id> --provider P [--operation O] [--settings JSON] [--active|--inactive]``
+
+Scripted slot set-up for ops and tests, validated exactly as the admin validates (``Slot.clean``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from providers.kinds import ProviderKind
+from slots import services
+from slots.models import Slot
+
+
+class Command(BaseCommand):
+    help = "Configure one of the 15 slots (provider, operation, settings, active flag)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slot_id")
+        parser.add_argument("--provider", choices=ProviderKind.values)
+        parser.add_argument("--operation")
+        parser.add_argument(
+            "--settings", help="provider settings as a JSON object (replaces the current ones)"
+        )
+        parser.add_argument("--display-name")
+        parser.add_argument("--size-limit-mb", type=int)
+        state = parser.add_mutually_exclusive_group()
+        state.add_argument("--active", dest="active", action="store_true", default=None)
+        state.add_argument("--inactive", dest="active", action="store_false")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        slot = Slot.objects.filter(id=options["slot_id"]).first()
+        if slot is None:
+            raise CommandError(f"No slot {options['slot_id']!r}; slots are slot-001 … slot-015.")
+        fields: dict[str, Any] = {}
+        if options["provider"] is not None:
+            fields["provider"] = options["provider"]
+        if options["operation"] is not None:
+            fields["operation"] = options["operation"]
+        if options["settings"] is not None:
+            try:
+                fields["settings"] = json.loads(options["settings"])
+            except json.JSONDecodeError as error:
+                raise CommandError(f"--settings is not valid JSON: {error}") from error
+            if not isinstance(fields["settings"], dict):
+                raise CommandError("--settings must be a JSON object.")
+        if options["display_name"] is not None:
+            fields["display_name"] = options["display_name"]
+        if options["size_limit_mb"] is not None:
+            fields["size_limit_mb"] = options["size_limit_mb"]
+        if options["active"] is not None:
+            fields["is_active"] = options["active"]
+        try:
+            slot = services.slot_update(slot=slot, fields=fields)
+        except ValidationError as error:
+            raise CommandError(_format_validation_error(error)) from error
+        state = "active" if slot.is_active else "inactive"
+        self.stdout.write(
+            f"{slot.id}: provider={slot.provider} operation={slot.operation or '-'} {state} (version {slot.version})"
+        )
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
+    return " ".join(error.messages)
