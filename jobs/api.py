@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -231,3 +231,13 @@ class PublicResultView(AsyncAPIView):
                 "Cache-Control": "private, max-age=3600",
             },
         )
+
+
+@extend_schema_view(
+    post=extend_schema(
+        operation_id="ingest_photo_legacy",
+        summary="Same as POST /ingest/{slot_id}, for booths configured with the older path",
+    )
+)
+class LegacyIngestView(IngestView):
+    pass

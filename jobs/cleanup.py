@@ -57,12 +57,13 @@ def cleanup_run(*, dry_run: bool = False) -> CleanupReport:
             report.media_rows_expired = _expired_media(now).count()
             report.results_removed = _expired_results(now).count()
             return report
-        report.requeued_jobs, report.timed_out_jobs = jobs_recover_stale(batch=10_000)
         for media_id, path, owns_file in _expired_media(now).values_list("id", "path", "owns_file"):
             if MediaObject.objects.filter(id=media_id, deleted_at__isnull=True).update(deleted_at=now):
                 report.media_rows_expired += 1
                 if owns_file and storage.delete(path):
                     report.media_files_removed += 1
+        # After the media pass, so inputs of overdue jobs are counted above, not removed silently here.
+        report.requeued_jobs, report.timed_out_jobs = jobs_recover_stale(batch=10_000)
         for job_id, path in _expired_results(now).values_list("id", "result_path"):
             if Job.objects.filter(id=job_id, result_deleted_at__isnull=True).update(result_deleted_at=now):
                 storage.delete(path)

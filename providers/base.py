@@ -109,12 +109,11 @@ async def with_retries(
     """
     last_error: ProviderError | None = None
     for number in range(1, max_attempts + 1):
-        left = request.remaining()
-        if left < MIN_ATTEMPT_SECONDS:
+        if request.remaining() < MIN_ATTEMPT_SECONDS:
             break
         request.attempts = number
         try:
-            return await attempt(left)
+            return await attempt(request.remaining())
         except httpx.TimeoutException as error:
             if request.remaining() < MIN_ATTEMPT_SECONDS:
                 raise ProviderDeadlineExceeded("provider did not answer before the deadline") from error
@@ -128,13 +127,12 @@ async def with_retries(
         logger.info(
             "job %s: retryable provider failure on attempt %s: %s", request.job_id, number, last_error
         )
+        if number == max_attempts:
+            raise ProviderError(f"gave up after {number} attempts: {last_error.message}", retryable=False)
         pause = min(max_backoff, base_backoff * 2 ** (number - 1)) * (0.5 + random.random() / 2)
-        left = request.remaining()
-        if left - pause < MIN_ATTEMPT_SECONDS:
-            break
+        if request.remaining() - pause < MIN_ATTEMPT_SECONDS:
+            break  # another attempt could not finish in time
         await asyncio.sleep(pause)
-    if request.remaining() < MIN_ATTEMPT_SECONDS or last_error is None:
-        raise ProviderDeadlineExceeded(
-            f"no result before the deadline (last failure: {last_error})" if last_error else "no time left"
-        )
-    raise ProviderError(f"gave up after {request.attempts} attempts: {last_error.message}", retryable=False)
+    # Out of time while failures were still retryable: the job times out (the booth falls back).
+    detail = f" (last failure: {last_error.message})" if last_error else ""
+    raise ProviderDeadlineExceeded(f"no result before the deadline{detail}")

@@ -19,12 +19,22 @@ from slots.models import Slot
 class Command(BaseCommand):
     help = "Configure one of the 15 slots (provider, operation, settings, active flag)."
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # Our --settings (provider settings JSON) replaces Django's --settings (settings module);
+        # manage.py renames it before Django's own pre-parse sees it (see manage.py).
+        parser = super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+        parser.set_defaults(settings=None)
+        return parser
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slot_id")
         parser.add_argument("--provider", choices=ProviderKind.values)
         parser.add_argument("--operation")
         parser.add_argument(
-            "--settings", help="provider settings as a JSON object (replaces the current ones)"
+            "--settings",
+            "--slot-settings",
+            dest="slot_settings",
+            help="provider settings as a JSON object (replaces the current ones)",
         )
         parser.add_argument("--display-name")
         parser.add_argument("--size-limit-mb", type=int)
@@ -41,9 +51,9 @@ class Command(BaseCommand):
             fields["provider"] = options["provider"]
         if options["operation"] is not None:
             fields["operation"] = options["operation"]
-        if options["settings"] is not None:
+        if options["slot_settings"] is not None:
             try:
-                fields["settings"] = json.loads(options["settings"])
+                fields["settings"] = json.loads(options["slot_settings"])
             except json.JSONDecodeError as error:
                 raise CommandError(f"--settings is not valid JSON: {error}") from error
             if not isinstance(fields["settings"], dict):

@@ -1,0 +1,202 @@
+"""Shared test fixtures: the real service (uvicorn + run_worker processes) against the test database.
+
+Tests that drive the service use ``transactional_db`` so the server processes see committed rows.
+Provider fakes are small local HTTP servers speaking each provider's wire format.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent
+INGEST_PASSWORD = "booth-password-1"  # noqa: S105
+# The sync window the service tests run with (the 45 s floor is lowered for tests only).
+TEST_SYNC_SECONDS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    host = db["HOST"]
+    port = db["PORT"] or 5432
+    user = db["USER"] or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    if str(host).startswith("/"):
+        return f"postgresql://{user}{password}@/{db['NAME']}?host={host}&port={port}"
+    return f"postgresql://{user}{password}@{host}:{port}/{db['NAME']}"
+
+
+class ServiceProcess:
+    """One child process of the service (web or worker) with its output captured to a file."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}-{time.monotonic_ns()}.log"
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            command, env=env, cwd=BASE_DIR, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 20) -> int:
+        self.signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait(timeout=10)
+        self._log.close()
+        return code
+
+
+class Service:
+    """The service under test: environment, web server, and any number of workers."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, media_root: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.media_root = media_root
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.web: ServiceProcess | None = None
+        self.workers: list[ServiceProcess] = []
+
+    def start_web(self) -> ServiceProcess:
+        command = [
+            sys.executable, "-m", "uvicorn", "photochanger.asgi:application",
+            "--host", "127.0.0.1", "--port", str(self.port), "--lifespan", "off", "--no-access-log",
+        ]  # fmt: skip
+        self.web = ServiceProcess(
+            "web", command, {**self.env, "DATABASE_APPLICATION_NAME": "test-web"}, self.log_dir
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.base_url}/public/results/none", timeout=1)
+                return self.web
+            except httpx.TransportError:
+                if self.web.process.poll() is not None:
+                    raise RuntimeError(f"web server exited:\n{self.web.output()}") from None
+                time.sleep(0.1)
+        raise RuntimeError(f"web server did not start:\n{self.web.output()}")
+
+    def start_worker(self, *extra: str, wait_ready: bool = True) -> ServiceProcess:
+        command = [sys.executable, str(BASE_DIR / "manage.py"), "run_worker", *extra]
+        worker = ServiceProcess(
+            f"worker{len(self.workers)}",
+            command,
+            {**self.env, "DATABASE_APPLICATION_NAME": "test-worker"},
+            self.log_dir,
+        )
+        self.workers.append(worker)
+        if wait_ready:
+            deadline = time.monotonic() + 60
+            while "running with concurrency" not in worker.output():
+                if worker.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"worker did not start:\n{worker.output()}")
+                time.sleep(0.05)
+        return worker
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.workers.clear()
+
+
+@pytest.fixture(scope="session")
+def fake_gemini() -> Iterator[Any]:
+    from providers.tests.fakes.gemini import FakeGemini
+
+    fake = FakeGemini()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def service_media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from django.conf import settings
+
+    root = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = root
+    return root
+
+
+@pytest.fixture(scope="session")
+def service(
+    django_db_setup: None,
+    django_db_blocker: Any,
+    fake_gemini: Any,
+    service_media_root: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Service]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "MEDIA_ROOT": str(service_media_root),
+        "GEMINI_API_BASE": fake_gemini.base_url,
+        "SYNC_RESPONSE_MIN_SECONDS": "1",
+        "WORKER_LEASE_SECONDS": "1.5",
+        "WORKER_POLL_SECONDS": "0.5",
+        "INGEST_PASSWORD_FAILURES_ALLOWED": "5",
+        "PHOTOCHANGER_TESTING": "1",
+        "LOG_LEVEL": "INFO",
+    }
+    running = Service(env, tmp_path_factory.mktemp("logs"), service_media_root)
+    running.start_web()
+    yield running
+    running.stop_workers()
+    if running.web is not None:
+        running.web.stop()
+
+
+@pytest.fixture
+def studio(transactional_db: None, settings: Any, fake_gemini: Any) -> Any:
+    """Static slots, the ingest password and a short sync window, as a fresh install would have them."""
+    from providers.services import provider_key_set
+    from slots import services
+
+    settings.SYNC_RESPONSE_MIN_SECONDS = 1
+    services.slots_ensure_static()
+    services.studio_settings_update(
+        change=services.StudioSettingsChange(sync_response_seconds=TEST_SYNC_SECONDS)
+    )
+    services.ingest_password_set(password=INGEST_PASSWORD)
+    provider_key_set(provider="gemini", api_key="test-gemini-key")
+    fake_gemini.reset()
+    return services.studio_settings_get()
+
+
+@pytest.fixture
+def worker(service: Service) -> Iterator[ServiceProcess]:
+    process = service.start_worker()
+    yield process
+    service.stop_workers()
