@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -70,23 +71,30 @@ class IngestOutcome:
 
 def ingest_outcome(*, job_id: uuid.UUID) -> IngestOutcome:
     """Read the job (the only source of truth); at or past the deadline, time it out if still live."""
-    job = Job.objects.get(id=job_id)
-    if not job.is_final and timezone.now() >= job.expires_at:
-        job_time_out(job_id=job_id)
-        job.refresh_from_db()
+    for _attempt in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT state, expires_at, failure_message, result_path, result_mime_type FROM jobs_job WHERE id = %s",
+                [job_id],
+            )
+            state, expires_at, failure_message, result_path, result_mime_type = cursor.fetchone()
+        if state in (JobState.PENDING, JobState.PROCESSING) and timezone.now() >= expires_at:
+            job_time_out(job_id=job_id)
+            continue  # re-read: we, a worker or cleanup finalized it just now
+        break
     result = None
-    if job.state == JobState.SUCCEEDED and job.result_path:
+    if state == JobState.SUCCEEDED and result_path:
         try:
-            result = storage.read(job.result_path)
+            result = storage.read(result_path)
         except FileNotFoundError:
             result = None
     return IngestOutcome(
-        job_id=job.id,
-        state=job.state,
-        expires_at=job.expires_at,
-        failure_message=job.failure_message,
+        job_id=job_id,
+        state=state,
+        expires_at=expires_at,
+        failure_message=failure_message,
         result=result,
-        result_mime_type=job.result_mime_type,
+        result_mime_type=result_mime_type,
     )
 
 
@@ -133,10 +141,9 @@ class IngestView(AsyncAPIView):
         job_id = uuid.uuid4()
         job_waiters.register(job_id)
         try:
-            job = await db_call(
+            expires_at = await db_call(
                 ingest_accept, job_id=job_id, slot_id=slot_id, request=request, client_ip=_client_ip(request)
             )
-            expires_at = job.expires_at
             while True:
                 await job_waiters.wait(job_id, remaining_seconds(deadline=expires_at, now=timezone.now()))
                 outcome = await db_call(ingest_outcome, job_id=job_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -16,12 +16,11 @@ from django.utils import timezone
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.request import Request
 
-from jobs.models import Job
 from jobs.services import NewJobInput, job_create
 from media.images import sniff_image_type
 from photochanger.errors import FailureReason, ServiceError
-from slots.models import Slot, SlotTemplateBinding
-from slots.services import ingest_password_check, studio_settings_get
+from slots.selectors import slot_context_get
+from slots.services import ingest_password_check
 from stats.models import LogEvent, ProcessingLogEntry
 
 FILE_FIELDS = ("fileToUpload", "file")
@@ -29,8 +28,11 @@ SECRET_FIELDS = frozenset({"password"})
 MAX_METADATA_VALUE_LENGTH = 2000
 
 
-def ingest_accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str | None) -> Job:
-    """Validate one booth request and create its job; raises ``ServiceError`` from the catalogue."""
+def ingest_accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str | None) -> datetime:
+    """Validate one booth request and create its job; returns the job's deadline.
+
+    Raises ``ServiceError`` from the catalogue; a rejected request leaves only its log entry behind.
+    """
     started = time.monotonic()
     try:
         return _accept(job_id=job_id, slot_id=slot_id, request=request, client_ip=client_ip)
@@ -60,13 +62,12 @@ def ingest_log_rejection(
     )
 
 
-def _accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str | None) -> Job:
-    slot = Slot.objects.filter(id=slot_id).first()
+def _accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str | None) -> datetime:
+    slot = slot_context_get(slot_id=slot_id)
     if slot is None:
         raise ServiceError(FailureReason.SLOT_NOT_FOUND, f"No slot '{slot_id[:64]}'.")
     if not slot.is_active:
-        raise ServiceError(FailureReason.SLOT_DISABLED, f"Slot '{slot.id}' is not active.")
-    studio = studio_settings_get()
+        raise ServiceError(FailureReason.SLOT_DISABLED, f"Slot '{slot.slot_id}' is not active.")
 
     try:
         fields: Any = request.data
@@ -80,7 +81,7 @@ def _accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str
     if not password:
         raise ServiceError(FailureReason.INVALID_REQUEST, "The 'password' field is missing.")
 
-    if not ingest_password_check(stored_hash=studio.ingest_password_hash, candidate=str(password)):
+    if not ingest_password_check(stored_hash=slot.ingest_password_hash, candidate=str(password)):
         if _too_many_password_failures(client_ip):
             raise ServiceError(
                 FailureReason.RATE_LIMITED,
@@ -89,7 +90,7 @@ def _accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str
             )
         raise ServiceError(FailureReason.INVALID_PASSWORD)
 
-    limit = min(slot.size_limit_bytes, settings.INGEST_ABSOLUTE_MAX_BYTES)
+    limit = min(slot.size_limit_mb * 1024 * 1024, settings.INGEST_ABSOLUTE_MAX_BYTES)
     if upload.size is None or upload.size > limit:
         raise ServiceError(
             FailureReason.PAYLOAD_TOO_LARGE,
@@ -104,12 +105,15 @@ def _accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str
     return job_create(
         new=NewJobInput(
             job_id=job_id,
-            slot=slot,
-            studio=studio,
+            slot_id=slot.slot_id,
+            provider=slot.provider,
+            operation=slot.operation,
+            provider_settings=slot.provider_settings,
+            templates=slot.templates,
+            sync_response_seconds=slot.sync_response_seconds,
             photo=photo,
             photo_mime_type=mime_type,
             request_metadata=_request_metadata(fields, upload),
-            templates=_template_snapshot(slot),
             client_ip=client_ip,
         )
     )
@@ -141,18 +145,3 @@ def _request_metadata(fields: Any, upload: Any) -> dict[str, Any]:
         "size_bytes": upload.size,
     }
     return metadata
-
-
-def _template_snapshot(slot: Slot) -> list[dict[str, str]]:  # path, mime_type, role, name
-    bindings = (
-        SlotTemplateBinding.objects.filter(slot=slot).select_related("template").order_by("position", "id")
-    )
-    return [
-        {
-            "path": binding.template.file.name or "",
-            "mime_type": binding.template.mime_type,
-            "role": binding.role,
-            "name": binding.template.name,
-        }
-        for binding in bindings
-    ]

@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -37,10 +38,12 @@ from providers.base import (
     TemplateImage,
 )
 from providers.registry import get_provider
+from providers.services import provider_key_get
 
 logger = logging.getLogger(__name__)
 
 LEASE_RENEW_FRACTION = 0.3
+API_KEY_CACHE_SECONDS = 5.0
 
 
 @dataclass
@@ -65,6 +68,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._client: httpx.AsyncClient | None = None
+        self._api_keys: dict[str, tuple[float, str]] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -104,7 +108,6 @@ class Worker:
         logger.info("worker %s stopped: %s", self.name, self.stats)
 
     async def _idle(self) -> None:
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
@@ -116,7 +119,11 @@ class Worker:
     # --- steps (tests call these directly) -------------------------------------------------------
 
     async def claim_step(self) -> bool:
-        """Claim as many jobs as there is room for and start them; True when any was claimed."""
+        """Claim as many jobs as there is room for and start them.
+
+        True when the queue may hold more for us right now (we filled every free place); False means
+        wait for a NOTIFY, a finished job or the fallback poll before asking again.
+        """
         room = self.concurrency - len(self._running)
         if room <= 0 or self._stopping:
             return False
@@ -127,14 +134,16 @@ class Worker:
             return False
         for item in claimed:
             self.stats.claimed += 1
-            task = asyncio.create_task(self.process(item), name=f"job-{item.job.id}")
-            self._running[item.job.id] = task
-            task.add_done_callback(functools.partial(self._job_done, item.job.id))
-        return bool(claimed)
+            task = asyncio.create_task(self.process(item), name=f"job-{item.id}")
+            self._running[item.id] = task
+            task.add_done_callback(functools.partial(self._job_done, item.id))
+        return len(claimed) == room
 
     def _job_done(self, job_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+        was_full = len(self._running) >= self.concurrency
         self._running.pop(job_id, None)
-        self._wake.set()  # room for another job
+        if was_full:
+            self._wake.set()  # a place is free again; pending jobs may be waiting for it
 
     async def housekeeping_step(self) -> None:
         """Renew our leases (cancel jobs someone else finalized) and recover stale jobs."""
@@ -156,7 +165,7 @@ class Worker:
     # --- one job ---------------------------------------------------------------------------------
 
     async def process(self, claimed: ClaimedJob) -> None:
-        job = claimed.job
+        job = claimed
         assert self._client is not None
         try:
             outcome = await self._run_provider(claimed, self._client)
@@ -173,18 +182,17 @@ class Worker:
         await self._finalize(claimed, outcome)
 
     async def _run_provider(self, claimed: ClaimedJob, client: httpx.AsyncClient) -> Outcome:
-        job = claimed.job
+        job = claimed
         provider = get_provider(job.provider)
         request = ProviderRequest(
             job_id=str(job.id),
             operation=job.operation or provider.default_operation,
             settings=dict(job.provider_settings),
-            photo=ProviderImage(
-                data=await asyncio.to_thread(claimed.input_path.read_bytes), mime_type=claimed.input_mime_type
-            ),
-            templates=await asyncio.to_thread(_load_templates, job.templates),
+            # Local files of at most 20 MB: reading them inline costs less than a thread hop.
+            photo=ProviderImage(data=claimed.input_path.read_bytes(), mime_type=claimed.input_mime_type),
+            templates=_load_templates(job.templates),
             deadline=job.expires_at,
-            api_key=claimed.api_key,
+            api_key=await self._api_key(job.provider),
         )
         try:
             result = await asyncio.wait_for(
@@ -205,7 +213,7 @@ class Worker:
                 failure_message=error.message,
                 provider_calls=request.attempts,
             )
-        stored = await asyncio.to_thread(_store_result, job.id, result.image)
+        stored = _store_result(job.id, result.image)
         return Outcome(
             state=JobState.SUCCEEDED,
             result=stored,
@@ -213,8 +221,17 @@ class Worker:
             extra={"attempts": result.attempts},
         )
 
+    async def _api_key(self, provider: str) -> str:
+        """The provider's key, re-read from the database at most every few seconds (keys rarely change)."""
+        cached = self._api_keys.get(provider)
+        now = time.monotonic()
+        if cached is None or now - cached[0] > API_KEY_CACHE_SECONDS:
+            cached = (now, await db_call(provider_key_get, provider=provider))
+            self._api_keys[provider] = cached
+        return cached[1]
+
     async def _finalize(self, claimed: ClaimedJob, outcome: Outcome) -> None:
-        job_id = claimed.job.id
+        job_id = claimed.id
         if outcome.state == JobState.TIMEOUT:
             won = await db_call(services.job_time_out, job_id=job_id)
         else:
@@ -281,5 +298,5 @@ def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
 
     mime_type = sniff_image_type(image.data) or image.mime_type
     path = storage.result_path(job_id, mime_type)
-    checksum = storage.write_atomic(path, image.data)
+    checksum = storage.write_new(path, image.data)
     return StoredResult(path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum)

@@ -1,14 +1,13 @@
 """Files under MEDIA_ROOT: job inputs, results, templates. Paths stored in the database are relative.
 
-Writes are atomic (temporary file + rename) so a reader never sees half a file, and a crash never
-leaves a partial result that looks complete.
+Every file gets a fresh, unique name (the job id) and is referenced by a database row only after it
+is fully written, so readers never see half a file; no temporary file and rename are needed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import secrets
 import uuid
 from pathlib import Path
 
@@ -21,11 +20,10 @@ RESULTS_DIR = "results"
 
 
 def absolute(relative_path: str) -> Path:
-    root = Path(settings.MEDIA_ROOT)
-    path = (root / relative_path).resolve()
-    if root.resolve() not in path.parents:
+    # Paths come from our own rows, but refuse anything that could point outside MEDIA_ROOT anyway.
+    if relative_path.startswith("/") or ".." in relative_path.split("/"):
         raise ValueError("path escapes MEDIA_ROOT")
-    return path
+    return Path(settings.MEDIA_ROOT) / relative_path
 
 
 def input_path(job_id: uuid.UUID, mime_type: str) -> str:
@@ -33,20 +31,23 @@ def input_path(job_id: uuid.UUID, mime_type: str) -> str:
 
 
 def result_path(job_id: uuid.UUID, mime_type: str) -> str:
-    return f"{RESULTS_DIR}/{job_id}.{extension_for(mime_type)}"
+    # A suffix per attempt: a re-claimed job's second worker never collides with a first that lived on.
+    return f"{RESULTS_DIR}/{job_id}-{secrets.token_hex(4)}.{extension_for(mime_type)}"
 
 
-def write_atomic(relative_path: str, data: bytes) -> str:
-    """Write ``data`` to MEDIA_ROOT/relative_path atomically; returns its SHA-256."""
+def write_new(relative_path: str, data: bytes) -> str:
+    """Create MEDIA_ROOT/relative_path with ``data`` (refusing to overwrite); returns its SHA-256."""
     target = absolute(relative_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
     try:
-        with os.fdopen(descriptor, "wb") as handle:
+        handle = open(target, "xb")
+    except FileNotFoundError:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(target, "xb")
+    try:
+        with handle:
             handle.write(data)
-        os.replace(temporary, target)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
         raise
     return hashlib.sha256(data).hexdigest()
 

@@ -75,6 +75,13 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Booth-facing paths (/ingest/, /api/ingest/, /public/) run through this shorter, async-only chain
+# (photochanger.asgi.HotPathASGIHandler): no sessions, cookies or CSRF there.
+HOT_PATH_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "photochanger.middleware.content_length_middleware",
+]
+
 ROOT_URLCONF = "photochanger.urls"
 
 TEMPLATES = [

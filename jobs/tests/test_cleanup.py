@@ -42,7 +42,7 @@ def run_cleanup(*args):
 def test_cleanup_times_out_overdue_jobs_and_removes_their_inputs(media_root):
     past = timezone.now() - timedelta(minutes=5)
     job = make_job(created_at=past, expires_at=past + timedelta(seconds=48))
-    storage.write_atomic("inputs/x.jpg", b"\xff\xd8\xff data")
+    storage.write_new("inputs/x.jpg", b"\xff\xd8\xff data")
     MediaObject.objects.create(
         job=job,
         kind="input",
@@ -68,8 +68,8 @@ def test_cleanup_deletes_expired_results_and_keeps_live_ones(media_root):
     live = make_job(
         state="succeeded", result_path="results/new.png", result_expires_at=now + timedelta(hours=1)
     )
-    storage.write_atomic("results/old.png", b"old")
-    storage.write_atomic("results/new.png", b"new")
+    storage.write_new("results/old.png", b"old")
+    storage.write_new("results/new.png", b"new")
 
     assert "(dry run)" in run_cleanup("--dry-run")
     assert (media_root / "results" / "old.png").exists(), "dry run changes nothing"

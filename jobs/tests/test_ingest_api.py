@@ -46,6 +46,7 @@ def test_booth_request_round_trips_with_the_processed_image(service, worker, loc
     assert response.status == 200, response.body[:300]
     assert response.headers["content-type"] == "image/png"
     assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-length"] == str(len(response.body)), "no chunked encoding for the booth"
     with Image.open(io.BytesIO(response.body)) as image:
         assert image.size == (640, 427)
         red, green, blue = image.convert("RGB").getpixel((10, 10))  # type: ignore[misc]

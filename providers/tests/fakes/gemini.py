@@ -329,9 +329,17 @@ class FakeGemini:
     """A fake Gemini ``generateContent`` server; see the module docstring."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0, default_mode: str = "image"
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        delay: float = 0.0,
+        default_mode: str = "image",
+        inspect: bool = True,
     ) -> None:
         _check_mode(default_mode)
+        # inspect=False (benchmarks): skip parsing and validating bodies, like a provider whose own
+        # work is not what is being measured; requests are still counted.
+        self.inspect = inspect
         self.host = host
         self.port = port
         self.delay: float = float(delay)
@@ -579,7 +587,9 @@ class FakeGemini:
     async def _generate(
         self, model: str, api_key: str, raw: bytes, reader: asyncio.StreamReader
     ) -> _Response | None:
-        if len(raw) > _THREAD_PARSE_THRESHOLD:
+        if not self.inspect:
+            inspection = _Inspection(body=None, error=None, image_parts=1, text_chars=0)
+        elif len(raw) > _THREAD_PARSE_THRESHOLD:
             inspection = await asyncio.to_thread(_inspect, raw, model)
         else:
             inspection = _inspect(raw, model)
@@ -725,9 +735,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9911)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
     parser.add_argument("--mode", default="image", choices=MODES, help="default mode")
+    parser.add_argument("--no-inspect", action="store_true", help="do not parse/validate bodies (benchmarks)")
     args = parser.parse_args(argv)
     _raise_fd_limit()
-    fake = FakeGemini(host=args.host, port=args.port, delay=args.delay, default_mode=args.mode)
+    fake = FakeGemini(
+        host=args.host, port=args.port, delay=args.delay, default_mode=args.mode, inspect=not args.no_inspect
+    )
     fake.serve_forever(lambda: print(f"fake gemini on {fake.host}:{fake.port}", flush=True))
 
 
