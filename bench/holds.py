@@ -1,6 +1,7 @@
 """N concurrent booth requests held open at once against one web process; prints JSON figures.
 
-Each client opens its own connection and posts the booth's multipart request once; all are in flight
+Each client opens its own connection and posts the booth's multipart request once, as DSLR Remote Pro
+does: headers with ``Expect: 100-continue``, the body after ``100 Continue``. All are in flight
 together. Reports status counts, latency and the web process's peak RSS (sampled with psutil).
 
     python bench/holds.py --port 8765 --photo bench/photo.jpg --n 1000 --pid <web pid>
@@ -39,11 +40,17 @@ async def one(port: int, body: bytes) -> tuple[int, float]:
     started = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
     head = (f"POST /ingest/slot-{1 + int.from_bytes(os.urandom(1), 'big') % 15:03d} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len(body)}\r\n"
+            "Expect: 100-continue\r\n\r\n").encode()  # fmt: skip
     try:
-        writer.write(head + body)
+        writer.write(head)
         await writer.drain()
         status_line = await reader.readuntil(b"\r\n")
+        if b" 100 " in status_line:
+            await reader.readuntil(b"\r\n")
+            writer.write(body)
+            await writer.drain()
+            status_line = await reader.readuntil(b"\r\n")
         status = int(status_line.split(b" ")[1])
         headers = await reader.readuntil(b"\r\n\r\n")
         length = 0

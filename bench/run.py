@@ -170,7 +170,7 @@ def main() -> None:
     parser.add_argument("--only", default="overhead,throughput,ceiling,holds")
     parser.add_argument("--photo", default=str(BASE_DIR / "bench" / "photo.jpg"))
     parser.add_argument("--duration", type=float, default=30)
-    parser.add_argument("--worker-concurrency", type=int, default=64)
+    parser.add_argument("--worker-concurrency", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--holds", type=int, default=1000)
     parser.add_argument("--serve", action="store_true", help="bring the stack up and wait (for profiling)")

@@ -141,9 +141,22 @@ class IngestView(AsyncAPIView):
         job_id = uuid.uuid4()
         job_waiters.register(job_id)
         try:
-            expires_at = await db_call(
-                ingest_accept, job_id=job_id, slot_id=slot_id, request=request, client_ip=_client_ip(request)
-            )
+            try:
+                expires_at = await db_call(
+                    ingest_accept,
+                    job_id=job_id,
+                    slot_id=slot_id,
+                    request=request,
+                    client_ip=_client_ip(request),
+                )
+            finally:
+                # The photo is stored; free the body and upload buffers now, not after the long wait
+                # (a thousand held requests would otherwise keep a thousand photos in memory), and let
+                # the next upload in (photochanger.asgi.IntakeGate).
+                request._request.close()
+                gate = request._request.scope.get("photochanger.intake_gate")  # type: ignore[attr-defined]
+                if gate is not None:
+                    gate.release()
             while True:
                 await job_waiters.wait(job_id, remaining_seconds(deadline=expires_at, now=timezone.now()))
                 outcome = await db_call(ingest_outcome, job_id=job_id)

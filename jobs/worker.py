@@ -69,6 +69,8 @@ class Worker:
         self._stopping = False
         self._client: httpx.AsyncClient | None = None
         self._api_keys: dict[str, tuple[float, str]] = {}
+        # Jobs whose provider work is done and whose finalize is under way: never cancelled.
+        self._finalizing: set[uuid.UUID] = set()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -147,13 +149,13 @@ class Worker:
 
     async def housekeeping_step(self) -> None:
         """Renew our leases (cancel jobs someone else finalized) and recover stale jobs."""
-        mine = list(self._running)
+        mine = [job_id for job_id in self._running if job_id not in self._finalizing]
         if mine:
             still_ours = await db_call(
                 services.jobs_renew_leases, worker=self.name, job_ids=mine, lease=self.lease
             )
             for job_id in mine:
-                if job_id not in still_ours and job_id in self._running:
+                if job_id not in still_ours and job_id in self._running and job_id not in self._finalizing:
                     # Timed out, cancelled or re-claimed elsewhere: stop calling the provider.
                     self._running[job_id].cancel()
                     self.stats.lost += 1
@@ -232,6 +234,13 @@ class Worker:
 
     async def _finalize(self, claimed: ClaimedJob, outcome: Outcome) -> None:
         job_id = claimed.id
+        self._finalizing.add(job_id)
+        try:
+            await self._finalize_once(job_id, outcome)
+        finally:
+            self._finalizing.discard(job_id)
+
+    async def _finalize_once(self, job_id: uuid.UUID, outcome: Outcome) -> None:
         if outcome.state == JobState.TIMEOUT:
             won = await db_call(services.job_time_out, job_id=job_id)
         else:

@@ -11,6 +11,7 @@ Two things happen before Django sees a request:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -114,6 +115,35 @@ async def _send_error(send: Any, error: ServiceError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class IntakeGate:
+    """Bounds how many booth uploads are read and accepted at once (``INGEST_MAX_CONCURRENT_INTAKE``).
+
+    A request takes a place when its body is first read and gives it back once the photo is stored
+    (the view calls ``release``) or the request ends. Requests waiting for a place leave their bytes in
+    the socket (uvicorn stops reading past its buffer), so a thousand simultaneous uploads do not
+    become a thousand photos in memory.
+    """
+
+    _semaphore: asyncio.Semaphore | None = None
+
+    def __init__(self) -> None:
+        if IntakeGate._semaphore is None:
+            IntakeGate._semaphore = asyncio.Semaphore(settings.INGEST_MAX_CONCURRENT_INTAKE)
+        self._state = "waiting"
+
+    async def acquire(self) -> None:
+        if self._state == "waiting":
+            assert IntakeGate._semaphore is not None
+            await IntakeGate._semaphore.acquire()
+            self._state = "held"
+
+    def release(self) -> None:
+        if self._state == "held":
+            assert IntakeGate._semaphore is not None
+            IntakeGate._semaphore.release()
+        self._state = "done"
+
+
 async def application(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] != "http" or not scope.get("path", "").startswith(HOT_PREFIXES):
         await django_application(scope, receive, send)
@@ -140,4 +170,17 @@ async def application(scope: Scope, receive: Any, send: Any) -> None:
             pass  # the database is down: the answer below still goes out
         await _send_error(send, rejection)
         return
-    await hot_path_application(scope, receive, send)
+    if INGEST_PATH.match(scope.get("path", "")) is None or scope.get("method") != "POST":
+        await hot_path_application(scope, receive, send)
+        return
+    gate = IntakeGate()
+    scope["photochanger.intake_gate"] = gate
+
+    async def gated_receive() -> Any:
+        await gate.acquire()
+        return await receive()
+
+    try:
+        await hot_path_application(scope, gated_receive, send)
+    finally:
+        gate.release()

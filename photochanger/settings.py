@@ -186,6 +186,8 @@ SPECTACULAR_SETTINGS = {
 
 # Threads (and so database connections) per process for the hot path (photochanger.db).
 DB_EXECUTOR_THREADS = env.int("DB_EXECUTOR_THREADS", default=4)
+# Booth uploads read and stored at once per web process; more wait with their bytes in the socket.
+INGEST_MAX_CONCURRENT_INTAKE = env.int("INGEST_MAX_CONCURRENT_INTAKE", default=32)
 # A web process refuses new ingests with 503 beyond this many held requests.
 INGEST_MAX_HELD_REQUESTS = env.int("INGEST_MAX_HELD_REQUESTS", default=2000)
 # Failed ingest passwords from one client within the window before 429.
