@@ -81,11 +81,12 @@ class Service:
     """The service under test: environment, web server, and any number of workers."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, media_root: Path) -> None:
-        self.env = env
         self.log_dir = log_dir
         self.media_root = media_root
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # Providers that download by URL (Turbotext) reach our temporary links here.
+        self.env = {**env, "PUBLIC_BASE_URL": self.base_url}
         self.web: ServiceProcess | None = None
         self.workers: list[ServiceProcess] = []
 
@@ -108,14 +109,12 @@ class Service:
                 time.sleep(0.1)
         raise RuntimeError(f"web server did not start:\n{self.web.output()}")
 
-    def start_worker(self, *extra: str, wait_ready: bool = True) -> ServiceProcess:
+    def start_worker(
+        self, *extra: str, wait_ready: bool = True, env: dict[str, str] | None = None
+    ) -> ServiceProcess:
         command = [sys.executable, str(BASE_DIR / "manage.py"), "run_worker", *extra]
-        worker = ServiceProcess(
-            f"worker{len(self.workers)}",
-            command,
-            {**self.env, "DATABASE_APPLICATION_NAME": "test-worker"},
-            self.log_dir,
-        )
+        worker_env = {**self.env, "DATABASE_APPLICATION_NAME": "test-worker", **(env or {})}
+        worker = ServiceProcess(f"worker{len(self.workers)}", command, worker_env, self.log_dir)
         self.workers.append(worker)
         if wait_ready:
             deadline = time.monotonic() + 60
@@ -142,6 +141,26 @@ def fake_gemini() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def fake_openai() -> Iterator[Any]:
+    from providers.tests.fakes.openai import FakeOpenAI
+
+    fake = FakeOpenAI()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_turbotext() -> Iterator[Any]:
+    from providers.tests.fakes.turbotext import FakeTurbotext
+
+    fake = FakeTurbotext()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def service_media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from django.conf import settings
 
@@ -155,6 +174,8 @@ def service(
     django_db_setup: None,
     django_db_blocker: Any,
     fake_gemini: Any,
+    fake_openai: Any,
+    fake_turbotext: Any,
     service_media_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Service]:
@@ -163,6 +184,9 @@ def service(
         "DATABASE_URL": database_url(),
         "MEDIA_ROOT": str(service_media_root),
         "GEMINI_API_BASE": fake_gemini.base_url,
+        "OPENAI_API_BASE": fake_openai.base_url,
+        "TURBOTEXT_API_BASE": fake_turbotext.base_url,
+        "PROVIDER_CONCURRENCY": "gemini=100,openai=100,turbotext=100",
         "SYNC_RESPONSE_MIN_SECONDS": "1",
         "WORKER_LEASE_SECONDS": "1.5",
         "WORKER_POLL_SECONDS": "0.5",
@@ -179,7 +203,9 @@ def service(
 
 
 @pytest.fixture
-def studio(transactional_db: None, settings: Any, fake_gemini: Any) -> Any:
+def studio(
+    transactional_db: None, settings: Any, fake_gemini: Any, fake_openai: Any, fake_turbotext: Any
+) -> Any:
     """Static slots, the ingest password and a short sync window, as a fresh install would have them."""
     from providers.services import provider_key_set
     from slots import services
@@ -191,7 +217,10 @@ def studio(transactional_db: None, settings: Any, fake_gemini: Any) -> Any:
     )
     services.ingest_password_set(password=INGEST_PASSWORD)
     provider_key_set(provider="gemini", api_key="test-gemini-key")
-    fake_gemini.reset()
+    provider_key_set(provider="openai", api_key="sk-test-openai-key")
+    provider_key_set(provider="turbotext", api_key="test-turbotext-key")
+    for fake in (fake_gemini, fake_openai, fake_turbotext):
+        fake.reset()
     return services.studio_settings_get()
 
 

@@ -11,7 +11,6 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
@@ -139,8 +138,8 @@ class Outcome:
 
 
 # The conditional UPDATE that makes one caller the winner, then in the same statement: the log entry,
-# the release of the job's temporary media (their paths come back for deletion), and the wake-up of the
-# request waiting for this job. A final job matches no row: the statement then does nothing.
+# the provider permit it held, the release of the job's temporary media (their paths come back for
+# deletion), and the wake-up of the request waiting for this job. A final job matches no row: the statement then does nothing.
 _FINALIZE_SQL = """
 WITH job AS (
     UPDATE jobs_job
@@ -160,6 +159,8 @@ WITH job AS (
     SELECT %(now)s, 'job_finished', job.slot_id, job.id, %(state)s, %(failure_reason)s,
            (extract(epoch FROM %(now)s - job.created_at) * 1000)::integer, %(details)s::jsonb
       FROM job
+), permits AS (
+    UPDATE providers_providerpermit SET job_id = NULL, expires_at = NULL WHERE job_id IN (SELECT id FROM job)
 ), released AS (
     UPDATE media_mediaobject SET deleted_at = %(now)s
      WHERE job_id IN (SELECT id FROM job) AND deleted_at IS NULL
@@ -219,6 +220,11 @@ def job_finalize(*, job_id: uuid.UUID, outcome: Outcome, claimed_by: str | None 
     return won
 
 
+def job_set_provider_reference(*, job_id: uuid.UUID, reference: str) -> None:
+    """Remember the provider's own id for the job (e.g. Turbotext's queueid) while it is live."""
+    Job.objects.filter(id=job_id, state=JobState.PROCESSING).update(provider_job_reference=reference[:128])
+
+
 def job_cancel(*, job_id: uuid.UUID, message: str = "") -> bool:
     """Staff cancel of a live job (admin action). False when the job was already final."""
     return job_finalize(
@@ -255,7 +261,7 @@ class ClaimedJob:
     provider_settings: dict[str, Any]
     templates: list[dict[str, str]]
     expires_at: datetime
-    input_path: Path
+    input_path: str  # under MEDIA_ROOT
     input_mime_type: str
 
 
@@ -299,7 +305,7 @@ def jobs_claim(*, worker: str, limit: int, lease: timedelta) -> list[ClaimedJob]
             provider_settings=_json(row[4]),
             templates=_json(row[5]),
             expires_at=row[6],
-            input_path=storage.absolute(row[7]) if row[7] else Path(),
+            input_path=row[7] or "",
             input_mime_type=row[8] or "",
         )
         for row in rows

@@ -23,11 +23,14 @@ from datetime import timedelta
 import httpx
 import psycopg
 from django.conf import settings
+from django.utils import timezone
 
 from jobs import services
+from jobs.deadlines import remaining_seconds
 from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage
+from media.services import public_link_create
 from photochanger.db import connection_kwargs, db_call
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
@@ -38,7 +41,13 @@ from providers.base import (
     TemplateImage,
 )
 from providers.registry import get_provider
-from providers.services import provider_key_get
+from providers.services import (
+    permit_acquire,
+    permit_release,
+    permits_ensure,
+    provider_concurrency_cap,
+    provider_key_get,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +80,7 @@ class Worker:
         self._api_keys: dict[str, tuple[float, str]] = {}
         # Jobs whose provider work is done and whose finalize is under way: never cancelled.
         self._finalizing: set[uuid.UUID] = set()
+        self._permits_ready: set[str] = set()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -191,12 +201,15 @@ class Worker:
             operation=job.operation or provider.default_operation,
             settings=dict(job.provider_settings),
             # Local files of at most 20 MB: reading them inline costs less than a thread hop.
-            photo=ProviderImage(data=claimed.input_path.read_bytes(), mime_type=claimed.input_mime_type),
+            photo=ProviderImage(data=storage.read(claimed.input_path), mime_type=claimed.input_mime_type),
+            photo_path=claimed.input_path,
             templates=_load_templates(job.templates),
             deadline=job.expires_at,
             api_key=await self._api_key(job.provider),
+            hooks=JobHooks(job.id),
         )
         try:
+            await self._take_permit(claimed)
             result = await asyncio.wait_for(
                 provider.process(request, client), timeout=max(request.remaining(), 0.001)
             )
@@ -223,6 +236,28 @@ class Worker:
             extra={"attempts": result.attempts},
         )
 
+    async def _take_permit(self, claimed: ClaimedJob) -> None:
+        """Wait for a place in the provider's cap (shared by all workers); TimeoutError at the deadline."""
+        cap = provider_concurrency_cap(claimed.provider)
+        if cap is None:
+            return
+        if claimed.provider not in self._permits_ready:
+            await db_call(permits_ensure, provider=claimed.provider, cap=cap)
+            self._permits_ready.add(claimed.provider)
+        pause = 0.05
+        while not await db_call(
+            permit_acquire,
+            provider=claimed.provider,
+            cap=cap,
+            job_id=claimed.id,
+            expires_at=claimed.expires_at,
+        ):
+            left = remaining_seconds(deadline=claimed.expires_at, now=timezone.now())
+            if left <= pause:
+                raise TimeoutError("no place in the provider's concurrency cap before the deadline")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
     async def _api_key(self, provider: str) -> str:
         """The provider's key, re-read from the database at most every few seconds (keys rarely change)."""
         cached = self._api_keys.get(provider)
@@ -247,8 +282,9 @@ class Worker:
             won = await db_call(services.job_finalize, job_id=job_id, outcome=outcome, claimed_by=self.name)
         if not won:
             # Someone else finalized first (the waiter at the deadline, cleanup, staff): our answer is late.
+            await db_call(permit_release, job_id=job_id)
             if outcome.result is not None:
-                await asyncio.to_thread(storage.delete, outcome.result.path)
+                storage.delete(outcome.result.path)
             self.stats.lost += 1
             return
         if outcome.state == JobState.SUCCEEDED:
@@ -288,6 +324,21 @@ class Worker:
                 logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
 
 
+class JobHooks:
+    """The platform services an adapter may use for one job (see ``providers.base.ProviderHooks``)."""
+
+    def __init__(self, job_id: uuid.UUID) -> None:
+        self.job_id = job_id
+
+    async def public_link(self, *, path: str, mime_type: str, size_bytes: int) -> str:
+        return await db_call(
+            public_link_create, job_id=self.job_id, path=path, mime_type=mime_type, size_bytes=size_bytes
+        )
+
+    async def record_reference(self, reference: str) -> None:
+        await db_call(services.job_set_provider_reference, job_id=self.job_id, reference=reference)
+
+
 def _load_templates(templates: list[dict[str, str]]) -> list[TemplateImage]:
     loaded = []
     for template in templates:
@@ -297,6 +348,7 @@ def _load_templates(templates: list[dict[str, str]]) -> list[TemplateImage]:
                 role=template.get("role", ""),
                 name=template.get("name", ""),
                 image=ProviderImage(data=data, mime_type=template.get("mime_type", "image/png")),
+                path=template["path"],
             )
         )
     return loaded

@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.urls import path
 
 from jobs.api import IngestView, LegacyIngestView, PublicResultView
+from media.api import PublicMediaView
 
 urlpatterns = [
     path("ingest/<str:slot_id>", IngestView.as_view(), name="ingest"),
     # Booths configured with the older path keep working.
     path("api/ingest/<str:slot_id>", LegacyIngestView.as_view(), name="ingest-legacy"),
     path("public/results/<str:job_id>", PublicResultView.as_view(), name="public-result"),
+    path("public/media/<str:media_id>", PublicMediaView.as_view(), name="public-media"),
     path("admin/", admin.site.urls),
 ]

@@ -12,9 +12,9 @@ import logging
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import httpx
 from django.utils import timezone
@@ -27,6 +27,8 @@ T = TypeVar("T")
 
 # Below this much time left a new provider attempt cannot finish; give up and let the job time out.
 MIN_ATTEMPT_SECONDS = 0.25
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_BASE_BACKOFF = 0.5
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,17 @@ class TemplateImage:
     role: str
     name: str
     image: ProviderImage
+    path: str = ""  # under MEDIA_ROOT, for providers that fetch templates by URL
+
+
+class ProviderHooks(Protocol):
+    """What an adapter may ask of the platform while it works on a job (implemented by the worker)."""
+
+    async def public_link(self, *, path: str, mime_type: str, size_bytes: int) -> str:
+        """A temporary public URL to a file under MEDIA_ROOT, valid while the job lives."""
+
+    async def record_reference(self, reference: str) -> None:
+        """Store the provider's own id for the job (``provider_job_reference``)."""
 
 
 @dataclass
@@ -51,9 +64,9 @@ class ProviderRequest:
     templates: list[TemplateImage]
     deadline: datetime
     api_key: str = ""
+    photo_path: str = ""  # under MEDIA_ROOT
+    hooks: ProviderHooks | None = None
     attempts: int = 0
-    provider_job_reference: str = ""
-    notes: dict[str, Any] = field(default_factory=dict)
 
     def remaining(self) -> float:
         return remaining_seconds(deadline=self.deadline, now=timezone.now())
@@ -81,14 +94,41 @@ class ProviderDeadlineExceeded(Exception):
 
 class Provider(ABC):
     kind: ClassVar[str]
-    operations: ClassVar[tuple[str, ...]]
     default_operation: ClassVar[str]
 
-    @abstractmethod
+    @property
+    def operations(self) -> list[str]:
+        from providers.schemas import operations_for
+
+        return operations_for(self.kind)
+
     def validate_settings(
         self, operation: str, settings: dict[str, Any], template_roles: list[str]
     ) -> dict[str, str]:
-        """Field-level problems that would make the provider refuse this configuration ({} = valid)."""
+        """Field-level problems that would make the provider refuse this configuration ({} = valid).
+
+        The JSON Schema of the provider/operation first, then rules a schema cannot say well.
+        """
+        from providers.schemas import validate_against_schema
+
+        problems = validate_against_schema(
+            provider=self.kind, operation=operation, values=settings, template_roles=template_roles
+        )
+        if not problems:
+            problems = self.extra_problems(operation, settings, template_roles)
+        return problems
+
+    def extra_problems(
+        self, operation: str, settings: dict[str, Any], template_roles: list[str]
+    ) -> dict[str, str]:
+        return {}
+
+    def retry_options(self, settings: dict[str, Any]) -> dict[str, Any]:
+        policy = settings.get("retry_policy") or {}
+        return {
+            "max_attempts": int(policy.get("max_attempts", DEFAULT_MAX_ATTEMPTS)),
+            "base_backoff": float(policy.get("base_backoff_seconds", DEFAULT_BASE_BACKOFF)),
+        }
 
     @abstractmethod
     async def process(self, request: ProviderRequest, client: httpx.AsyncClient) -> ProviderResult:
@@ -99,8 +139,8 @@ async def with_retries(
     request: ProviderRequest,
     attempt: Callable[[float], Awaitable[T]],
     *,
-    max_attempts: int = 8,
-    base_backoff: float = 0.5,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    base_backoff: float = DEFAULT_BASE_BACKOFF,
     max_backoff: float = 4.0,
 ) -> T:
     """Call ``attempt(timeout)`` until it succeeds, a permanent error occurs, or the deadline arrives.

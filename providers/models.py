@@ -30,3 +30,25 @@ class ProviderCredential(models.Model):
 
     def __str__(self) -> str:
         return self.get_provider_display()
+
+
+class ProviderPermit(models.Model):
+    """One place in a provider's concurrency cap, shared by every worker through the database.
+
+    A worker holds a permit while it calls the provider for a job; ``expires_at`` (the job's deadline)
+    frees the place even if the worker dies without releasing it.
+    """
+
+    provider = models.CharField(max_length=32, choices=ProviderKind.choices)
+    number = models.PositiveIntegerField()
+    job = models.OneToOneField("jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider", "number"]
+        verbose_name = _("provider concurrency permit")
+        verbose_name_plural = _("provider concurrency permits")
+        constraints = [models.UniqueConstraint(fields=["provider", "number"], name="provider_permit_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} #{self.number}"

@@ -6,9 +6,14 @@ from typing import Any
 
 from providers.adapters.gemini import GeminiProvider
 from providers.adapters.local import LocalProvider
+from providers.adapters.openai import OpenAIProvider
+from providers.adapters.turbotext import TurbotextProvider
 from providers.base import Provider
 
-_ADAPTERS: dict[str, Provider] = {adapter.kind: adapter for adapter in (LocalProvider(), GeminiProvider())}
+_ADAPTERS: dict[str, Provider] = {
+    adapter.kind: adapter
+    for adapter in (LocalProvider(), GeminiProvider(), OpenAIProvider(), TurbotextProvider())
+}
 
 
 def available_providers() -> list[str]:

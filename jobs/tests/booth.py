@@ -11,6 +11,7 @@ import io
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
@@ -83,7 +84,7 @@ class BoothResponse:
     got_continue: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
-    def json(self) -> dict[str, object]:
+    def json(self) -> dict[str, Any]:
         import json
 
         return dict(json.loads(self.body))

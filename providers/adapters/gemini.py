@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from django.conf import settings as django_settings
@@ -27,10 +27,7 @@ from providers.base import (
 )
 
 DEFAULT_MODEL = "gemini-2.5-flash-image"
-ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
-IMAGE_SIZES = ("1K", "2K", "4K")
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-MAX_PROMPT_LENGTH = 8000
 
 
 def model_accepts_image_size(model: str) -> bool:
@@ -39,33 +36,15 @@ def model_accepts_image_size(model: str) -> bool:
 
 class GeminiProvider(Provider):
     kind = "gemini"
-    operations: ClassVar[tuple[str, ...]] = ("image_edit",)
     default_operation = "image_edit"
 
-    def validate_settings(
+    def extra_problems(
         self, operation: str, settings: dict[str, Any], template_roles: list[str]
     ) -> dict[str, str]:
-        errors: dict[str, str] = {}
-        if operation not in self.operations:
-            errors["operation"] = f"Choose one of: {', '.join(self.operations)}."
-        prompt = settings.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            errors["prompt"] = "A prompt is required."
-        elif len(prompt) > MAX_PROMPT_LENGTH:
-            errors["prompt"] = f"At most {MAX_PROMPT_LENGTH} characters."
         model = settings.get("model", DEFAULT_MODEL)
-        if not isinstance(model, str) or not model.startswith("gemini-"):
-            errors["model"] = "A Gemini image model id, e.g. gemini-2.5-flash-image."
-        aspect_ratio = settings.get("aspect_ratio")
-        if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
-            errors["aspect_ratio"] = f"One of: {', '.join(ASPECT_RATIOS)}."
-        image_size = settings.get("image_size")
-        if image_size is not None:
-            if image_size not in IMAGE_SIZES:
-                errors["image_size"] = f"One of: {', '.join(IMAGE_SIZES)}."
-            elif isinstance(model, str) and not model_accepts_image_size(model):
-                errors["image_size"] = "Only Gemini 3 Pro image models accept an image size."
-        return errors
+        if settings.get("image_size") and not model_accepts_image_size(model):
+            return {"image_size": "Only Gemini 3 Pro image models accept an image size."}
+        return {}
 
     def build_body(self, request: ProviderRequest) -> bytes:
         """The generateContent JSON, with the base64 images spliced in as bytes.
@@ -112,7 +91,7 @@ class GeminiProvider(Provider):
             )
             return parse_response(response)
 
-        image = await with_retries(request, attempt)
+        image = await with_retries(request, attempt, **self.retry_options(request.settings))
         return ProviderResult(image=image, attempts=request.attempts)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Any, ClassVar
 
 import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -22,31 +21,7 @@ SEPIA_TONE = ((0.393, 0.769, 0.189), (0.349, 0.686, 0.168), (0.272, 0.534, 0.131
 
 class LocalProvider(Provider):
     kind = "local"
-    operations: ClassVar[tuple[str, ...]] = ("grayscale", "sepia", "frame", "resize")
     default_operation = "sepia"
-
-    def validate_settings(
-        self, operation: str, settings: dict[str, Any], template_roles: list[str]
-    ) -> dict[str, str]:
-        errors: dict[str, str] = {}
-        if operation not in self.operations:
-            errors["operation"] = f"Choose one of: {', '.join(self.operations)}."
-        output_format = settings.get("output_format", "jpeg")
-        if output_format not in OUTPUT_FORMATS:
-            errors["output_format"] = "Must be 'jpeg' or 'png'."
-        quality = settings.get("quality", 90)
-        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= 95:
-            errors["quality"] = "Must be a whole number from 1 to 95."
-        max_side = settings.get("max_side")
-        if max_side is not None and (
-            not isinstance(max_side, int) or isinstance(max_side, bool) or not 64 <= max_side <= 8192
-        ):
-            errors["max_side"] = "Must be a whole number from 64 to 8192."
-        if operation == "resize" and max_side is None:
-            errors["max_side"] = "Required for resize."
-        if operation == "frame" and "frame" not in template_roles:
-            errors["templates"] = "Bind a frame template (PNG with transparency) to use the frame operation."
-        return errors
 
     async def process(self, request: ProviderRequest, client: httpx.AsyncClient) -> ProviderResult:
         request.attempts = 1

@@ -177,3 +177,22 @@ def test_gemini_safety_block_is_permanent():
     with pytest.raises(ProviderError) as error:
         parse_response(httpx.Response(200, json={"candidates": [{"finishReason": "IMAGE_SAFETY"}]}))
     assert not error.value.retryable
+
+
+def test_gemini_3_pro_gets_its_image_size(service, worker, studio, fake_gemini):
+    Slot.objects.filter(id="slot-013").update(
+        provider="gemini",
+        operation="image_edit",
+        settings={
+            "prompt": PROMPT,
+            "model": "gemini-3-pro-image-preview",
+            "image_size": "2K",
+            "aspect_ratio": "4:5",
+        },
+        is_active=True,
+    )
+    _, response = post_photo(service, "slot-013")
+    assert response.status == 200, response.body[:300]
+    sent = fake_gemini.requests[0]
+    assert sent["model"] == "gemini-3-pro-image-preview"
+    assert sent["body"]["generationConfig"]["imageConfig"] == {"aspectRatio": "4:5", "imageSize": "2K"}

@@ -33,7 +33,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 MODES: tuple[str, ...] = ("image", "no_image", "429", "500", "503", "400", "403", "404", "hang")
@@ -309,14 +309,14 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
     return await _read_exact(reader, length)
 
 
-def _encode_response(status: int, payload: Any, keep_alive: bool) -> bytes:
+def _encode_response(status: int, payload: Any, keep_alive: bool, server: str = "fake-gemini") -> bytes:
     body = json.dumps(payload, separators=(",", ":")).encode()
     head = (
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
         "Content-Type: application/json; charset=UTF-8\r\n"
         f"Content-Length: {len(body)}\r\n"
         f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n"
-        "Server: fake-gemini\r\n"
+        f"Server: {server}\r\n"
         "\r\n"
     )
     return head.encode("latin-1") + body
@@ -325,8 +325,15 @@ def _encode_response(status: int, payload: Any, keep_alive: bool) -> bytes:
 _Response = tuple[int, Any]  # (HTTP status, JSON payload)
 
 
-class FakeGemini:
-    """A fake Gemini ``generateContent`` server; see the module docstring."""
+class FakeServer:
+    """The HTTP/1.1 server, call accounting and ``/__`` control API shared by the fake providers.
+
+    Subclasses set ``MODES`` and ``SERVER_NAME`` and implement ``_api`` (every non-control request);
+    an API call is accounted with ``_begin``/``_finish`` around ``_wait_delay``.
+    """
+
+    MODES: tuple[str, ...] = MODES  # the modes a script may hold; "image" must be one of them
+    SERVER_NAME = "fake-provider"  # the ``Server`` header and thread name
 
     def __init__(
         self,
@@ -336,7 +343,7 @@ class FakeGemini:
         default_mode: str = "image",
         inspect: bool = True,
     ) -> None:
-        _check_mode(default_mode)
+        self._check_mode(default_mode)
         # inspect=False (benchmarks): skip parsing and validating bodies, like a provider whose own
         # work is not what is being measured; requests are still counted.
         self.inspect = inspect
@@ -365,7 +372,7 @@ class FakeGemini:
 
     @default_mode.setter
     def default_mode(self, mode: str) -> None:
-        _check_mode(mode)
+        self._check_mode(mode)
         self._default_mode = mode
 
     @property
@@ -382,9 +389,9 @@ class FakeGemini:
             return list(self._script)
 
     def set_script(self, modes: list[str]) -> None:
-        """Queue modes consumed one per generateContent request (then ``default_mode`` applies)."""
+        """Queue modes consumed one per API request (then ``default_mode`` applies)."""
         for mode in modes:
-            _check_mode(mode)
+            self._check_mode(mode)
         with self._lock:
             self._script = collections.deque(modes)
 
@@ -414,7 +421,7 @@ class FakeGemini:
     def start(self) -> None:
         """Run the server in a daemon thread; returns once it is listening (``port`` is then set)."""
         if self._thread is not None:
-            raise RuntimeError("FakeGemini is already running")
+            raise RuntimeError(f"{type(self).__name__} is already running")
         ready = threading.Event()
         failures: list[BaseException] = []
 
@@ -432,7 +439,7 @@ class FakeGemini:
                     loop.run_until_complete(loop.shutdown_default_executor())
                 loop.close()
 
-        thread = threading.Thread(target=run, name="fake-gemini", daemon=True)
+        thread = threading.Thread(target=run, name=self.SERVER_NAME, daemon=True)
         self._thread = thread
         thread.start()
         ready.wait()
@@ -454,7 +461,7 @@ class FakeGemini:
         self._thread = None
         self._loop = None
 
-    def __enter__(self) -> FakeGemini:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -522,7 +529,9 @@ class FakeGemini:
             except asyncio.IncompleteReadError:
                 return  # client closed the connection
             except asyncio.LimitOverrunError:
-                writer.write(_encode_response(431, {"error": "request head too large"}, False))
+                writer.write(
+                    _encode_response(431, {"error": "request head too large"}, False, self.SERVER_NAME)
+                )
                 await writer.drain()
                 return
             lines = head.decode("latin-1").split("\r\n")
@@ -530,7 +539,7 @@ class FakeGemini:
                 lines.pop(0)  # tolerate stray CRLFs between requests
             request_line = lines[0].split(" ") if lines else []
             if len(request_line) != 3 or not request_line[2].startswith("HTTP/"):
-                writer.write(_encode_response(400, {"error": "bad request line"}, False))
+                writer.write(_encode_response(400, {"error": "bad request line"}, False, self.SERVER_NAME))
                 await writer.drain()
                 return
             method, target, version = request_line
@@ -554,7 +563,7 @@ class FakeGemini:
             try:
                 body = await _read_body(reader, headers)
             except _HttpError as exc:
-                writer.write(_encode_response(exc.code, {"error": exc.message}, False))
+                writer.write(_encode_response(exc.code, {"error": exc.message}, False, self.SERVER_NAME))
                 await writer.drain()
                 return
 
@@ -562,7 +571,7 @@ class FakeGemini:
             if response is None:
                 return  # hang mode: the client went away
             status, payload = response
-            writer.write(_encode_response(status, payload, keep_alive))
+            writer.write(_encode_response(status, payload, keep_alive, self.SERVER_NAME))
             await writer.drain()
             if not keep_alive:
                 return
@@ -574,9 +583,109 @@ class FakeGemini:
         query = parse_qs(url.query, keep_blank_values=True)
         if url.path.startswith("/__"):
             return self._control(method, url.path, query)
-        match = _GENERATE_PATH.match(url.path)
+        return await self._api(method, url.path, query, headers, body, reader)
+
+    async def _api(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+        reader: asyncio.StreamReader,
+    ) -> _Response | None:
+        """Answer one API request (``None``: the client went away); headers are lower-cased."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- call accounting
+
+    def _begin(self, record: dict[str, Any]) -> tuple[str, int]:
+        """Count an API call, take its mode from the script, record it and mark it in flight."""
+        with self._lock:
+            self.calls += 1
+            number = self.calls
+            mode = self._script.popleft() if self._script else self._default_mode
+            self.requests.append({**record, "mode": mode, "n": number})
+            self.inflight += 1
+            self.max_inflight = max(self.max_inflight, self.inflight)
+        return mode, number
+
+    def _finish(self) -> None:
+        with self._lock:
+            self.inflight -= 1
+
+    async def _wait_delay(self) -> None:
+        delay = self.delay
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    # ----------------------------------------------------------------- /__ control endpoints
+
+    def _control(self, method: str, path: str, query: dict[str, list[str]]) -> _Response:
+        def param(name: str) -> str | None:
+            values = query.get(name)
+            return values[-1] if values else None
+
+        if path == "/__stats":
+            if method != "GET":
+                return 405, {"error": "use GET"}
+            return 200, self.stats()
+        if method != "POST":
+            if path in ("/__delay", "/__mode", "/__reset"):
+                return 405, {"error": "use POST"}
+            return 404, {"error": f"unknown control endpoint {path}"}
+        if path == "/__reset":
+            self.reset()
+            return 200, self.stats()
+        if path == "/__delay":
+            try:
+                seconds = float(param("s") or "")
+            except ValueError:
+                return 400, {"error": "expected ?s=<seconds>"}
+            if seconds < 0 or seconds != seconds:
+                return 400, {"error": "delay must be >= 0"}
+            self.delay = seconds
+            return 200, self.stats()
+        if path == "/__mode":
+            default = param("default")
+            script = param("script")
+            modes = [m.strip() for m in script.split(",") if m.strip()] if script is not None else None
+            try:
+                if default:
+                    self._check_mode(default)
+                for mode in modes or []:
+                    self._check_mode(mode)
+            except ValueError as exc:
+                return 400, {"error": str(exc)}
+            if default:
+                self.default_mode = default
+            if modes is not None:
+                self.set_script(modes)
+            return 200, self.stats()
+        return 404, {"error": f"unknown control endpoint {path}"}
+
+    def _check_mode(self, mode: str) -> None:
+        _check_mode(mode, self.MODES)
+
+
+class FakeGemini(FakeServer):
+    """A fake Gemini ``generateContent`` server; see the module docstring."""
+
+    MODES = MODES
+    SERVER_NAME = "fake-gemini"
+
+    async def _api(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: bytes,
+        reader: asyncio.StreamReader,
+    ) -> _Response | None:
+        match = _GENERATE_PATH.match(path)
         if match is None or method != "POST":
-            return 404, ApiError(404, "NOT_FOUND", f"Method not found: {method} {url.path}").payload()
+            return 404, ApiError(404, "NOT_FOUND", f"Method not found: {method} {path}").payload()
         api_key = headers.get("x-goog-api-key")
         if api_key is None:
             api_key = (query.get("key") or [""])[0]
@@ -594,19 +703,9 @@ class FakeGemini:
         else:
             inspection = _inspect(raw, model)
         del raw
-        with self._lock:
-            self.calls += 1
-            number = self.calls
-            mode = self._script.popleft() if self._script else self._default_mode
-            self.requests.append(
-                {"model": model, "api_key": api_key, "body": inspection.body, "mode": mode, "n": number}
-            )
-            self.inflight += 1
-            self.max_inflight = max(self.max_inflight, self.inflight)
+        mode, number = self._begin({"model": model, "api_key": api_key, "body": inspection.body})
         try:
-            delay = self.delay
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await self._wait_delay()
             if not api_key.strip():
                 return _error(
                     ApiError(
@@ -655,62 +754,16 @@ class FakeGemini:
                 "responseId": f"fake-{number}",
             }
         finally:
-            with self._lock:
-                self.inflight -= 1
-
-    # ----------------------------------------------------------------- /__ control endpoints
-
-    def _control(self, method: str, path: str, query: dict[str, list[str]]) -> _Response:
-        def param(name: str) -> str | None:
-            values = query.get(name)
-            return values[-1] if values else None
-
-        if path == "/__stats":
-            if method != "GET":
-                return 405, {"error": "use GET"}
-            return 200, self.stats()
-        if method != "POST":
-            if path in ("/__delay", "/__mode", "/__reset"):
-                return 405, {"error": "use POST"}
-            return 404, {"error": f"unknown control endpoint {path}"}
-        if path == "/__reset":
-            self.reset()
-            return 200, self.stats()
-        if path == "/__delay":
-            try:
-                seconds = float(param("s") or "")
-            except ValueError:
-                return 400, {"error": "expected ?s=<seconds>"}
-            if seconds < 0 or seconds != seconds:
-                return 400, {"error": "delay must be >= 0"}
-            self.delay = seconds
-            return 200, self.stats()
-        if path == "/__mode":
-            default = param("default")
-            script = param("script")
-            modes = [m.strip() for m in script.split(",") if m.strip()] if script is not None else None
-            try:
-                if default:
-                    _check_mode(default)
-                for mode in modes or []:
-                    _check_mode(mode)
-            except ValueError as exc:
-                return 400, {"error": str(exc)}
-            if default:
-                self.default_mode = default
-            if modes is not None:
-                self.set_script(modes)
-            return 200, self.stats()
-        return 404, {"error": f"unknown control endpoint {path}"}
+            self._finish()
 
 
 def _error(error: ApiError) -> _Response:
     return error.code, error.payload()
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+def _check_mode(mode: str, modes: tuple[str, ...] = MODES) -> None:
+    if mode not in modes:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(modes)}")
 
 
 async def _wait_for_disconnect(reader: asyncio.StreamReader) -> None:
@@ -729,19 +782,25 @@ def _raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Fake Gemini image API (generateContent).")
+def run_cli(server_class: type[FakeServer], description: str, port: int, argv: list[str] | None) -> None:
+    """The ``__main__`` of a fake: parse ``--host --port --delay --mode --no-inspect`` and serve."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9911)
+    parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
-    parser.add_argument("--mode", default="image", choices=MODES, help="default mode")
+    parser.add_argument("--mode", default="image", choices=server_class.MODES, help="default mode")
     parser.add_argument("--no-inspect", action="store_true", help="do not parse/validate bodies (benchmarks)")
     args = parser.parse_args(argv)
     _raise_fd_limit()
-    fake = FakeGemini(
+    fake = server_class(
         host=args.host, port=args.port, delay=args.delay, default_mode=args.mode, inspect=not args.no_inspect
     )
-    fake.serve_forever(lambda: print(f"fake gemini on {fake.host}:{fake.port}", flush=True))
+    label = server_class.SERVER_NAME.replace("-", " ")
+    fake.serve_forever(lambda: print(f"{label} on {fake.host}:{fake.port}", flush=True))
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(FakeGemini, "Fake Gemini image API (generateContent).", 9911, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""The per-provider concurrency cap holds across all workers (database permits)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from providers.models import ProviderPermit
+from providers.tests.pipeline import configure_slot, post_photo
+from slots.services import StudioSettingsChange, studio_settings_update
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def stop_workers_after_each_test(service):
+    yield
+    service.stop_workers()
+
+
+def test_two_workers_never_exceed_a_cap_of_two_gemini_calls(service, studio, fake_gemini, settings):
+    settings.SYNC_RESPONSE_MIN_SECONDS = 1
+    studio_settings_update(change=StudioSettingsChange(sync_response_seconds=20))
+    for slot_id in ("slot-011", "slot-012"):
+        configure_slot(slot_id, "gemini", "image_edit", {"prompt": "art"})
+    for _ in range(2):
+        service.start_worker("--concurrency", "8", env={"PROVIDER_CONCURRENCY": "gemini=2"})
+    fake_gemini.delay = 0.8
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(
+            pool.map(lambda n: post_photo(service, ("slot-011", "slot-012")[n % 2])[1], range(6))
+        )
+
+    assert [response.status for response in responses] == [200] * 6
+    assert fake_gemini.calls == 6
+    assert fake_gemini.max_inflight == 2, "never more than the cap at once, across both workers"
+    assert not ProviderPermit.objects.filter(job__isnull=False).exists(), "every permit was given back"
+
+
+def test_caps_come_from_settings_and_the_local_provider_has_none(settings):
+    from providers.services import provider_concurrency_cap
+
+    settings.PROVIDER_CONCURRENCY = {"gemini": 3, "openai": 1}
+    assert provider_concurrency_cap("gemini") == 3
+    assert provider_concurrency_cap("openai") == 1
+    assert provider_concurrency_cap("local") is None
