@@ -40,6 +40,8 @@ class Stack:
             "DEBUG": "false",
             "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
             "LOG_LEVEL": "WARNING",
+            # The fake has no rate limit; the cap is not what these scenarios measure.
+            "PROVIDER_CONCURRENCY": "gemini=4096",
         }
         self.env.pop("DATABASE_URL", None)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
