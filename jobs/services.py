@@ -161,12 +161,19 @@ WITH job AS (
       FROM job
 ), permits AS (
     UPDATE providers_providerpermit SET job_id = NULL, expires_at = NULL WHERE job_id IN (SELECT id FROM job)
+ RETURNING id
+), wake AS (
+    -- a place in a provider's cap is free again: wake workers if jobs are waiting (job_pending_queue_idx)
+    SELECT pg_notify(%(created_channel)s, '') FROM permits
+     WHERE EXISTS (SELECT 1 FROM jobs_job WHERE state = 'pending') LIMIT 1
 ), released AS (
     UPDATE media_mediaobject SET deleted_at = %(now)s
      WHERE job_id IN (SELECT id FROM job) AND deleted_at IS NULL
  RETURNING path, owns_file
 )
 SELECT 'job' AS kind, pg_notify(%(channel)s, %(id_text)s)::text AS value FROM job
+UNION ALL
+SELECT 'wake', '' FROM wake
 UNION ALL
 SELECT 'file', path FROM released WHERE owns_file
 """
@@ -210,6 +217,7 @@ def job_finalize(*, job_id: uuid.UUID, outcome: Outcome, claimed_by: str | None 
                 "result_sha256": result.sha256 if result else "",
                 "details": json.dumps(outcome.extra),
                 "channel": CHANNEL_JOB_FINISHED,
+                "created_channel": CHANNEL_JOB_CREATED,
             },
         )
         rows = cursor.fetchall()
@@ -265,18 +273,47 @@ class ClaimedJob:
     input_mime_type: str
 
 
+# One statement claims jobs and, for providers with a concurrency cap, a free permit for each: a job
+# whose provider is at its cap stays pending (and costs no provider call) until a permit frees up.
 _CLAIM_SQL = """
-WITH claimed AS (
+WITH caps AS (
+    SELECT * FROM unnest(%(capped)s::text[], %(caps)s::integer[]) AS cap(provider, places)
+), candidates AS (
+    -- served by the partial index job_pending_queue_idx
+    SELECT id, provider, created_at, expires_at FROM jobs_job
+     WHERE state = 'pending' AND expires_at > %(now)s
+     ORDER BY created_at
+     LIMIT %(scan)s
+       FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, provider, created_at, expires_at,
+           row_number() OVER (PARTITION BY provider ORDER BY created_at) AS place
+      FROM candidates
+), free AS (
+    SELECT id AS permit_id, provider, row_number() OVER (PARTITION BY provider ORDER BY number) AS place
+      FROM (SELECT permit.id, permit.provider, permit.number
+              FROM providers_providerpermit AS permit
+              JOIN caps ON caps.provider = permit.provider AND permit.number < caps.places
+             WHERE permit.job_id IS NULL OR permit.expires_at < %(now)s
+               FOR UPDATE OF permit SKIP LOCKED) AS available
+), chosen AS (
+    SELECT ranked.id, ranked.expires_at, free.permit_id
+      FROM ranked
+      LEFT JOIN caps ON caps.provider = ranked.provider
+      LEFT JOIN free ON free.provider = ranked.provider AND free.place = ranked.place
+     WHERE caps.provider IS NULL OR free.permit_id IS NOT NULL
+     ORDER BY ranked.created_at
+     LIMIT %(limit)s
+), permits AS (
+    UPDATE providers_providerpermit AS permit
+       SET job_id = chosen.id, expires_at = chosen.expires_at
+      FROM chosen
+     WHERE permit.id = chosen.permit_id
+), claimed AS (
     UPDATE jobs_job
        SET state = 'processing', claimed_at = %(now)s, lease_expires_at = %(lease)s,
            claimed_by = %(worker)s, claim_count = claim_count + 1
-     WHERE id IN (
-            -- served by the partial index job_pending_queue_idx
-            SELECT id FROM jobs_job
-             WHERE state = 'pending' AND expires_at > %(now)s
-             ORDER BY created_at
-             LIMIT %(limit)s
-               FOR UPDATE SKIP LOCKED)
+     WHERE id IN (SELECT id FROM chosen)
  RETURNING id, slot_id, provider, operation, provider_settings, templates, expires_at
 )
 SELECT claimed.id, claimed.slot_id, claimed.provider, claimed.operation, claimed.provider_settings,
@@ -287,14 +324,31 @@ SELECT claimed.id, claimed.slot_id, claimed.provider, claimed.operation, claimed
 """
 
 
-def jobs_claim(*, worker: str, limit: int, lease: timedelta) -> list[ClaimedJob]:
+def jobs_claim(
+    *, worker: str, limit: int, lease: timedelta, caps: dict[str, int] | None = None
+) -> list[ClaimedJob]:
     """Claim up to ``limit`` pending jobs for ``worker`` (SKIP LOCKED); one statement, committed at once.
 
-    The caller then works with no transaction open and finalizes with ``job_finalize``.
+    ``caps`` (provider → places across all workers): a job of a capped provider is claimed only with a
+    free permit, which finalize gives back. The caller works with no transaction open and finalizes
+    with ``job_finalize``.
     """
     now = timezone.now()
+    caps = caps or {}
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, {"now": now, "lease": now + lease, "worker": worker, "limit": limit})
+        cursor.execute(
+            _CLAIM_SQL,
+            {
+                "now": now,
+                "lease": now + lease,
+                "worker": worker,
+                "limit": limit,
+                # Look past jobs waiting for a saturated provider to reach other providers' jobs.
+                "scan": limit * 4,
+                "capped": list(caps),
+                "caps": list(caps.values()),
+            },
+        )
         rows = cursor.fetchall()
     return [
         ClaimedJob(
@@ -339,8 +393,13 @@ def jobs_recover_stale(*, batch: int = 200) -> tuple[int, int]:
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE jobs_job SET state = 'pending', lease_expires_at = NULL, claimed_by = ''"
-            " WHERE state = 'processing' AND lease_expires_at < %s AND expires_at > %s RETURNING id",
+            "WITH requeued AS ("
+            "  UPDATE jobs_job SET state = 'pending', lease_expires_at = NULL, claimed_by = ''"
+            "   WHERE state = 'processing' AND lease_expires_at < %s AND expires_at > %s RETURNING id"
+            "), permits AS ("
+            "  UPDATE providers_providerpermit SET job_id = NULL, expires_at = NULL"
+            "   WHERE job_id IN (SELECT id FROM requeued)"
+            ") SELECT id FROM requeued",
             [now, now],
         )
         requeued = len(cursor.fetchall())

@@ -23,10 +23,8 @@ from datetime import timedelta
 import httpx
 import psycopg
 from django.conf import settings
-from django.utils import timezone
 
 from jobs import services
-from jobs.deadlines import remaining_seconds
 from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage
@@ -41,13 +39,7 @@ from providers.base import (
     TemplateImage,
 )
 from providers.registry import get_provider
-from providers.services import (
-    permit_acquire,
-    permit_release,
-    permits_ensure,
-    provider_concurrency_cap,
-    provider_key_get,
-)
+from providers.services import permit_release, permits_ensure, provider_key_get
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +72,9 @@ class Worker:
         self._api_keys: dict[str, tuple[float, str]] = {}
         # Jobs whose provider work is done and whose finalize is under way: never cancelled.
         self._finalizing: set[uuid.UUID] = set()
-        self._permits_ready: set[str] = set()
+        # Provider concurrency caps shared by every worker (a place is a permit row, see jobs_claim).
+        self._caps: dict[str, int] = dict(settings.PROVIDER_CONCURRENCY)
+        self._permits_ready = False
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -140,7 +134,12 @@ class Worker:
         if room <= 0 or self._stopping:
             return False
         try:
-            claimed = await db_call(services.jobs_claim, worker=self.name, limit=room, lease=self.lease)
+            if not self._permits_ready:
+                await db_call(_ensure_all_permits, self._caps)
+                self._permits_ready = True
+            claimed = await db_call(
+                services.jobs_claim, worker=self.name, limit=room, lease=self.lease, caps=self._caps
+            )
         except ServiceError:
             await asyncio.sleep(self.poll_seconds)
             return False
@@ -209,7 +208,6 @@ class Worker:
             hooks=JobHooks(job.id),
         )
         try:
-            await self._take_permit(claimed)
             result = await asyncio.wait_for(
                 provider.process(request, client), timeout=max(request.remaining(), 0.001)
             )
@@ -235,28 +233,6 @@ class Worker:
             provider_calls=result.attempts,
             extra={"attempts": result.attempts},
         )
-
-    async def _take_permit(self, claimed: ClaimedJob) -> None:
-        """Wait for a place in the provider's cap (shared by all workers); TimeoutError at the deadline."""
-        cap = provider_concurrency_cap(claimed.provider)
-        if cap is None:
-            return
-        if claimed.provider not in self._permits_ready:
-            await db_call(permits_ensure, provider=claimed.provider, cap=cap)
-            self._permits_ready.add(claimed.provider)
-        pause = 0.05
-        while not await db_call(
-            permit_acquire,
-            provider=claimed.provider,
-            cap=cap,
-            job_id=claimed.id,
-            expires_at=claimed.expires_at,
-        ):
-            left = remaining_seconds(deadline=claimed.expires_at, now=timezone.now())
-            if left <= pause:
-                raise TimeoutError("no place in the provider's concurrency cap before the deadline")
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.5)
 
     async def _api_key(self, provider: str) -> str:
         """The provider's key, re-read from the database at most every few seconds (keys rarely change)."""
@@ -322,6 +298,11 @@ class Worker:
                 raise
             except Exception as error:
                 logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
+
+
+def _ensure_all_permits(caps: dict[str, int]) -> None:
+    for provider, places in caps.items():
+        permits_ensure(provider=provider, cap=places)
 
 
 class JobHooks:

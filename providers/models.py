@@ -35,13 +35,13 @@ class ProviderCredential(models.Model):
 class ProviderPermit(models.Model):
     """One place in a provider's concurrency cap, shared by every worker through the database.
 
-    A worker holds a permit while it calls the provider for a job; ``expires_at`` (the job's deadline)
-    frees the place even if the worker dies without releasing it.
+    A job takes a permit when it is claimed (``jobs.services.jobs_claim``) and gives it back when it is
+    finalized or requeued; ``expires_at`` (the job's deadline) frees the place even if nobody does.
     """
 
     provider = models.CharField(max_length=32, choices=ProviderKind.choices)
     number = models.PositiveIntegerField()
-    job = models.OneToOneField("jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    job = models.ForeignKey("jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

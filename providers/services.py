@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
-from django.utils import timezone
 
 from providers.crypto import DecryptionFailed, decrypt_secret, encrypt_secret
 from providers.kinds import ProviderKind
@@ -65,34 +63,6 @@ def permits_ensure(*, provider: str, cap: int) -> None:
             " ON CONFLICT (provider, number) DO NOTHING",
             [provider, cap],
         )
-
-
-# served by the unique (provider, number) index; SKIP LOCKED: two workers never take the same place.
-_ACQUIRE_SQL = """
-UPDATE providers_providerpermit SET job_id = %(job_id)s, expires_at = %(expires_at)s
- WHERE id = (SELECT id FROM providers_providerpermit
-              WHERE provider = %(provider)s AND number < %(cap)s
-                AND (job_id IS NULL OR expires_at < %(now)s OR job_id = %(job_id)s)
-              ORDER BY (job_id = %(job_id)s) DESC NULLS LAST, number
-              LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id
-"""
-
-
-def permit_acquire(*, provider: str, cap: int, job_id: uuid.UUID, expires_at: datetime) -> bool:
-    """Take a free place in the provider's cap for ``job_id`` until ``expires_at``; False when all are taken."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _ACQUIRE_SQL,
-            {
-                "provider": provider,
-                "cap": cap,
-                "job_id": job_id,
-                "expires_at": expires_at,
-                "now": timezone.now(),
-            },
-        )
-        return cursor.fetchone() is not None
 
 
 def permit_release(*, job_id: uuid.UUID) -> None:
