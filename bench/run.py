@@ -41,7 +41,7 @@ class Stack:
             "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
             "LOG_LEVEL": "WARNING",
             # The fake has no rate limit; the cap is not what these scenarios measure.
-            "PROVIDER_CONCURRENCY": "gemini=4096",
+            "PROVIDER_CONCURRENCY": os.environ.get("BENCH_PROVIDER_CONCURRENCY", "gemini=4096"),
         }
         self.env.pop("DATABASE_URL", None)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

