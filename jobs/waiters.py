@@ -13,17 +13,14 @@ import contextlib
 import logging
 import uuid
 
-import psycopg
-
 from jobs.models import Job
 from jobs.services import CHANNEL_JOB_FINISHED
 from jobs.states import FINAL_STATES
-from photochanger.db import connection_kwargs, db_call
+from photochanger.db import db_call, listen_forever
 
 logger = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 1.0
-RECONNECT_SECONDS = 1.0
 
 
 def _final_among(job_ids: list[uuid.UUID]) -> list[uuid.UUID]:
@@ -75,22 +72,12 @@ class JobWaiters:
             self._recheck_task = loop.create_task(self._recheck_forever(), name="job-waiters-recheck")
 
     async def _listen_forever(self) -> None:
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    autocommit=True, **connection_kwargs()
-                ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL_JOB_FINISHED}")
-                    # Anything that finished while we were not listening is picked up by the recheck.
-                    await self._recheck_once()
-                    async for notification in conn.notifies():
-                        with contextlib.suppress(ValueError):
-                            self._wake(uuid.UUID(notification.payload))
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                logger.warning("LISTEN connection lost (%s); reconnecting", error.__class__.__name__)
-                await asyncio.sleep(RECONNECT_SECONDS)
+        # Anything that finished while we were not listening is picked up by the recheck on connect.
+        await listen_forever(CHANNEL_JOB_FINISHED, self._wake_payload, on_connected=self._recheck_once)
+
+    def _wake_payload(self, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._wake(uuid.UUID(payload))
 
     async def _recheck_forever(self) -> None:
         while True:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
-import psycopg
 from django.conf import settings
 
 from jobs import services
@@ -29,7 +28,7 @@ from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage
 from media.services import public_link_create
-from photochanger.db import connection_kwargs, db_call
+from photochanger.db import db_call, listen_forever
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
     ProviderDeadlineExceeded,
@@ -273,20 +272,12 @@ class Worker:
     # --- wake-ups ----------------------------------------------------------------------------------
 
     async def _listen_forever(self) -> None:
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    autocommit=True, **connection_kwargs()
-                ) as conn:
-                    await conn.execute(f"LISTEN {services.CHANNEL_JOB_CREATED}")
-                    self._wake.set()
-                    async for _notification in conn.notifies():
-                        self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                logger.warning("worker LISTEN connection lost (%s); reconnecting", error.__class__.__name__)
-                await asyncio.sleep(1.0)
+        async def woken_on_connect() -> None:
+            self._wake.set()  # jobs may have arrived while nobody listened
+
+        await listen_forever(
+            services.CHANNEL_JOB_CREATED, lambda _payload: self._wake.set(), on_connected=woken_on_connect
+        )
 
     async def _housekeeping_forever(self) -> None:
         interval = max(0.2, self.lease.total_seconds() * LEASE_RENEW_FRACTION)

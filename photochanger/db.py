@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
@@ -67,3 +67,31 @@ def connection_kwargs() -> dict[str, Any]:
         "application_name": db.get("OPTIONS", {}).get("application_name", "photochanger") + "-listen",
     }
     return {key: value for key, value in kwargs.items() if value is not None}
+
+
+async def listen_forever(
+    channel: str,
+    on_notify: Callable[[str], None],
+    on_connected: Callable[[], Awaitable[None]] | None = None,
+    reconnect_seconds: float = 1.0,
+) -> None:
+    """LISTEN on ``channel`` over one dedicated async connection, calling ``on_notify(payload)``.
+
+    Reconnects after ``reconnect_seconds`` whenever the connection is lost; ``on_connected`` runs after
+    every (re)connect, to catch up on anything sent while nobody was listening. Runs until cancelled.
+    """
+    import psycopg
+
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(autocommit=True, **connection_kwargs()) as conn:
+                await conn.execute(f"LISTEN {channel}")
+                if on_connected is not None:
+                    await on_connected()
+                async for notification in conn.notifies():
+                    on_notify(notification.payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.warning("LISTEN %s connection lost (%s); reconnecting", channel, error.__class__.__name__)
+            await asyncio.sleep(reconnect_seconds)
