@@ -120,6 +120,9 @@ if "host" in _options:
 if "port" in _options:
     _database["PORT"] = _options.pop("port")
 _options.setdefault("application_name", env.str("DATABASE_APPLICATION_NAME", default="photochanger"))
+# Server-side parameters let psycopg prepare statements it runs repeatedly: the hot-path statements
+# are planned once per connection instead of on every photo.
+_options.setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
 _database["OPTIONS"] = _options
 # Under ASGI, Django's per-request threads must not keep connections (they would leak with the thread).
 # The hot path runs its queries in the small fixed pool of photochanger.db, whose connections persist.
