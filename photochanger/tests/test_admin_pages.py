@@ -99,6 +99,7 @@ def test_settings_page_rotates_the_ingest_password_without_showing_it(admin_clie
     assert ingest_password_check(stored_hash=studio.ingest_password_hash, candidate="rotated-pass-1")
     page = admin_client.get(url)
     assert b"rotated-pass-1" not in page.content
+    assert studio.ingest_password_rotated_by is not None
     assert studio.ingest_password_rotated_by.username == "admin"
 
 
