@@ -47,12 +47,8 @@ def test_slot_page_shows_the_ingest_url_and_saves_a_valid_configuration(admin_cl
     response = admin_client.post(url, form)
     assert response.status_code == 302, response.content[:2000]
     slot = Slot.objects.get(id="slot-002")
-    assert (slot.provider, slot.is_active, slot.version, slot.updated_by.username) == (
-        "gemini",
-        True,
-        2,
-        "admin",
-    )
+    assert (slot.provider, slot.is_active, slot.version) == ("gemini", True, 2)
+    assert slot.updated_by is not None and slot.updated_by.username == "admin"
 
     stale = admin_client.post(url, {**form, "display_name": "Other"})
     assert stale.status_code == 200, "a save against an old version is refused"
