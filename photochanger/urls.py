@@ -4,6 +4,10 @@ from django.urls import path
 from jobs.api import IngestView, LegacyIngestView, PublicResultView
 from media.api import PublicMediaView
 
+# The product's name, not "Django administration", on every staff page (a name: not translated).
+admin.site.site_header = "PhotoChanger"
+admin.site.site_title = "PhotoChanger"
+
 urlpatterns = [
     path("ingest/<str:slot_id>", IngestView.as_view(), name="ingest"),
     # Booths configured with the older path keep working.
