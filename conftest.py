@@ -91,23 +91,28 @@ class Service:
         self.workers: list[ServiceProcess] = []
 
     def start_web(self) -> ServiceProcess:
+        self.web = self.start_web_process(self.port, {})
+        return self.web
+
+    def start_web_process(self, port: int, env: dict[str, str]) -> ServiceProcess:
+        """A uvicorn process on ``port`` with this service's environment plus ``env``."""
         command = [
             sys.executable, "-m", "uvicorn", "photochanger.asgi:application",
-            "--host", "127.0.0.1", "--port", str(self.port), "--lifespan", "off", "--no-access-log",
+            "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
         ]  # fmt: skip
-        self.web = ServiceProcess(
-            "web", command, {**self.env, "DATABASE_APPLICATION_NAME": "test-web"}, self.log_dir
+        web = ServiceProcess(
+            "web", command, {**self.env, "DATABASE_APPLICATION_NAME": "test-web", **env}, self.log_dir
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"{self.base_url}/public/results/none", timeout=1)
-                return self.web
+                httpx.get(f"http://127.0.0.1:{port}/public/results/none", timeout=1)
+                return web
             except httpx.TransportError:
-                if self.web.process.poll() is not None:
-                    raise RuntimeError(f"web server exited:\n{self.web.output()}") from None
+                if web.process.poll() is not None:
+                    raise RuntimeError(f"web server exited:\n{web.output()}") from None
                 time.sleep(0.1)
-        raise RuntimeError(f"web server did not start:\n{self.web.output()}")
+        raise RuntimeError(f"web server did not start:\n{web.output()}")
 
     def start_worker(
         self, *extra: str, wait_ready: bool = True, env: dict[str, str] | None = None

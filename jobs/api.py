@@ -17,7 +17,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 
 from jobs.deadlines import remaining_seconds
-from jobs.ingest import ingest_accept
+from jobs.ingest import ingest_accept, ingest_log_rejection
 from jobs.models import Job
 from jobs.services import job_time_out
 from jobs.states import JobState
@@ -135,9 +135,17 @@ class IngestView(AsyncAPIView):
     )
     async def post(self, request: Request, slot_id: str) -> HttpResponse:
         if job_waiters.held >= settings.INGEST_MAX_HELD_REQUESTS:
-            raise ServiceError(
+            error = ServiceError(
                 FailureReason.SERVICE_UNAVAILABLE, "Too many requests in flight.", retry_after=5
             )
+            await db_call(
+                ingest_log_rejection,
+                slot_id=slot_id,
+                reason=error.reason,
+                client_ip=_client_ip(request),
+                duration_ms=0,
+            )
+            raise error
         job_id = uuid.uuid4()
         job_waiters.register(job_id)
         try:
