@@ -6,7 +6,6 @@ job is created (or finalized, for the result), and stored on the row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
@@ -45,16 +44,3 @@ def remaining_seconds(*, deadline: datetime, now: datetime) -> float:
     _require_aware(deadline, "deadline")
     _require_aware(now, "now")
     return max(0.0, (deadline - now).total_seconds())
-
-
-@dataclass(frozen=True)
-class JobDeadlines:
-    created_at: datetime
-    expires_at: datetime
-
-
-def job_deadlines(*, created_at: datetime, sync_response: timedelta) -> JobDeadlines:
-    return JobDeadlines(
-        created_at=created_at,
-        expires_at=job_expires_at(created_at=created_at, sync_response=sync_response),
-    )

@@ -4,48 +4,50 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from jobs.deadlines import artifact_expires_at
 from media import storage
-from media.models import new_media_id
+from media.models import MediaKind, MediaObject
 from photochanger.errors import FailureReason, ServiceError
 
-# The link lives while the job does and no longer than the studio's link TTL:
-# expires_at = min(job.expires_at, now + T_public_link_ttl), as jobs.deadlines.artifact_expires_at says.
-_CREATE_LINK_SQL = """
-INSERT INTO media_mediaobject (id, job_id, kind, path, owns_file, mime_type, size_bytes, created_at, expires_at)
-SELECT %(id)s, job.id, 'public_link', %(path)s, false, %(mime_type)s, %(size)s, %(now)s,
-       LEAST(job.expires_at, %(now)s + make_interval(secs => studio.public_link_ttl_seconds))
+_LINK_CONTEXT_SQL = """
+SELECT job.created_at, job.expires_at, studio.public_link_ttl_seconds
   FROM jobs_job AS job, slots_studiosettings AS studio
- WHERE job.id = %(job_id)s AND studio.id = 1 AND job.state IN ('pending', 'processing')
-RETURNING id
+ WHERE job.id = %s AND studio.id = 1 AND job.state IN ('pending', 'processing')
 """
 
 
 def public_link_create(*, job_id: uuid.UUID, path: str, mime_type: str, size_bytes: int = 0) -> str:
     """A random, unguessable URL to ``path`` (under MEDIA_ROOT) valid while the job lives.
 
-    Raises ``ServiceError(gone)`` if the job is already final.
+    It expires at ``min(job.expires_at, now + T_public_link_ttl)`` (``jobs.deadlines``) and is
+    released (410) when the job is finalized. Raises ``ServiceError(gone)`` if the job is already final.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            _CREATE_LINK_SQL,
-            {
-                "id": new_media_id(),
-                "job_id": job_id,
-                "path": path,
-                "mime_type": mime_type,
-                "size": size_bytes,
-                "now": timezone.now(),
-            },
-        )
+        cursor.execute(_LINK_CONTEXT_SQL, [job_id])
         row = cursor.fetchone()
     if row is None:
         raise ServiceError(FailureReason.GONE, "The job is already final.")
-    return f"{settings.PUBLIC_BASE_URL}/public/media/{row[0]}"
+    _created_at, job_expires_at, ttl_seconds = row
+    now = timezone.now()
+    link = MediaObject.objects.create(
+        job_id=job_id,
+        kind=MediaKind.PUBLIC_LINK,
+        path=path,
+        owns_file=False,
+        mime_type=mime_type,
+        size_bytes=size_bytes,
+        created_at=now,
+        expires_at=artifact_expires_at(
+            created_at=now, job_expires_at=job_expires_at, limit=timedelta(seconds=ttl_seconds)
+        ),
+    )
+    return f"{settings.PUBLIC_BASE_URL}/public/media/{link.id}"
 
 
 @dataclass(frozen=True)

@@ -49,12 +49,6 @@ def provider_key_get(*, provider: str) -> str:
     return str(getattr(settings, variable, "")) if variable else ""
 
 
-def provider_concurrency_cap(provider: str) -> int | None:
-    """How many calls to ``provider`` may run at once across all workers (None = no cap)."""
-    cap = settings.PROVIDER_CONCURRENCY.get(provider)
-    return int(cap) if cap else None
-
-
 def permits_ensure(*, provider: str, cap: int) -> None:
     """Create the permit rows 0 … cap-1 for ``provider`` (idempotent; rows beyond the cap are ignored)."""
     with connection.cursor() as cursor:

@@ -113,3 +113,27 @@ def test_provider_key_page_stores_the_key_encrypted_and_never_shows_it(admin_cli
     assert "sk-admin-secret" not in credential.encrypted_api_key
     page = admin_client.get(reverse("admin:providers_providercredential_change", args=[credential.pk]))
     assert b"sk-admin-secret" not in page.content
+
+
+def test_cancel_action_moves_only_live_jobs(admin_client):
+    now = timezone.now()
+    live = Job.objects.create(
+        slot_id="slot-001", provider="local", created_at=now, expires_at=now + timedelta(seconds=48)
+    )
+    final = Job.objects.create(
+        slot_id="slot-001",
+        provider="local",
+        state="succeeded",
+        created_at=now,
+        expires_at=now + timedelta(seconds=48),
+    )
+    response = admin_client.post(
+        reverse("admin:jobs_job_changelist"),
+        {"action": "cancel_live_jobs", "_selected_action": [str(live.id), str(final.id)]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    live.refresh_from_db()
+    final.refresh_from_db()
+    assert (live.state, final.state) == ("cancelled", "succeeded")
+    assert live.finalized_at is not None

@@ -37,12 +37,3 @@ def test_two_workers_never_exceed_a_cap_of_two_gemini_calls(service, studio, fak
     assert fake_gemini.calls == 6
     assert fake_gemini.max_inflight == 2, "never more than the cap at once, across both workers"
     assert not ProviderPermit.objects.filter(job__isnull=False).exists(), "every permit was given back"
-
-
-def test_caps_come_from_settings_and_the_local_provider_has_none(settings):
-    from providers.services import provider_concurrency_cap
-
-    settings.PROVIDER_CONCURRENCY = {"gemini": 3, "openai": 1}
-    assert provider_concurrency_cap("gemini") == 3
-    assert provider_concurrency_cap("openai") == 1
-    assert provider_concurrency_cap("local") is None
