@@ -137,3 +137,12 @@ def test_cancel_action_moves_only_live_jobs(admin_client):
     final.refresh_from_db()
     assert (live.state, final.state) == ("cancelled", "succeeded")
     assert live.finalized_at is not None
+
+
+def test_staff_pages_speak_russian_by_default(admin_client):
+    page = admin_client.get(reverse("admin:index"))
+    text = page.content.decode()
+    assert "Слоты" in text
+    assert "PhotoChanger" in text
+    slot_page = admin_client.get(reverse("admin:slots_slot_change", args=["slot-001"])).content.decode()
+    assert "Настройки провайдера" in slot_page or "настройки провайдера" in slot_page
