@@ -31,6 +31,7 @@ import signal
 import struct
 import threading
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
@@ -325,7 +326,7 @@ def _encode_response(status: int, payload: Any, keep_alive: bool, server: str = 
 _Response = tuple[int, Any]  # (HTTP status, JSON payload)
 
 
-class FakeServer:
+class FakeServer(ABC):
     """The HTTP/1.1 server, call accounting and ``/__`` control API shared by the fake providers.
 
     Subclasses set ``MODES`` and ``SERVER_NAME`` and implement ``_api`` (every non-control request);
@@ -478,8 +479,7 @@ class FakeServer:
             stopping = self._stopping
             assert stopping is not None
             for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, stopping.set)
+                loop.add_signal_handler(sig, stopping.set)
             if on_ready is not None:
                 on_ready()
 
@@ -585,6 +585,7 @@ class FakeServer:
             return self._control(method, url.path, query)
         return await self._api(method, url.path, query, headers, body, reader)
 
+    @abstractmethod
     async def _api(
         self,
         method: str,
@@ -595,7 +596,6 @@ class FakeServer:
         reader: asyncio.StreamReader,
     ) -> _Response | None:
         """Answer one API request (``None``: the client went away); headers are lower-cased."""
-        raise NotImplementedError
 
     # ----------------------------------------------------------------- call accounting
 
