@@ -46,6 +46,10 @@ def _child_commands(port: int, host: str) -> dict[str, list[str]]:
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "photochanger.settings")
+    # Ingest URLs shown to staff (and links given to providers) point at this server unless told otherwise.
+    os.environ.setdefault(
+        "PUBLIC_BASE_URL", f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+    )
     os.chdir(BASE_DIR)
     import django
 
