@@ -63,7 +63,6 @@ def _error(description: str) -> OpenApiResponse:
 class IngestOutcome:
     job_id: uuid.UUID
     state: str
-    expires_at: Any
     failure_message: str
     result: bytes | None
     result_mime_type: str
@@ -91,7 +90,6 @@ def ingest_outcome(*, job_id: uuid.UUID) -> IngestOutcome:
     return IngestOutcome(
         job_id=job_id,
         state=state,
-        expires_at=expires_at,
         failure_message=failure_message,
         result=result,
         result_mime_type=result_mime_type,
