@@ -28,7 +28,7 @@ from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage
 from media.services import public_link_create
-from photochanger.db import db_call, listen_forever
+from photochanger.db import db_call, db_pool_close, listen_forever
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
     ProviderDeadlineExceeded,
@@ -99,8 +99,9 @@ class Worker:
             housekeeping = asyncio.create_task(self._housekeeping_forever(), name="worker-housekeeping")
             try:
                 while not self._stopping:
-                    found = await self.claim_step()
-                    if not found or len(self._running) >= self.concurrency:
+                    # Cleared before claiming: a NOTIFY that lands while the claim runs is not lost.
+                    self._wake.clear()
+                    if not await self.claim_step():
                         await self._idle()
                 await self._drain()
             finally:
@@ -110,6 +111,7 @@ class Worker:
                     await listener
                 with contextlib.suppress(asyncio.CancelledError):
                     await housekeeping
+        await asyncio.to_thread(db_pool_close)
         logger.info("worker %s stopped: %s", self.name, self.stats)
 
     async def _idle(self) -> None:
@@ -121,7 +123,7 @@ class Worker:
             logger.info("worker %s draining %s in-flight job(s)", self.name, len(self._running))
             await asyncio.gather(*self._running.values(), return_exceptions=True)
 
-    # --- steps (tests call these directly) -------------------------------------------------------
+    # --- steps -----------------------------------------------------------------------------------
 
     async def claim_step(self) -> bool:
         """Claim as many jobs as there is room for and start them.

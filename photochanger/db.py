@@ -8,8 +8,10 @@ thousand held booth requests cost a handful of connections. Each pool thread kee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -95,3 +97,23 @@ async def listen_forever(
         except Exception as error:
             logger.warning("LISTEN %s connection lost (%s); reconnecting", channel, error.__class__.__name__)
             await asyncio.sleep(reconnect_seconds)
+
+
+def db_pool_close() -> None:
+    """Close every pool thread's connection and retire the pool (process exit, end of a test)."""
+    global _executor
+    executor, _executor = _executor, None
+    if executor is None:
+        return
+    threads = settings.DB_EXECUTOR_THREADS
+    barrier = threading.Barrier(threads)
+
+    def close_in_this_thread() -> None:
+        # The barrier keeps each task on its own thread, so every thread closes its own connection.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=5)
+        connection.close()
+
+    for future in [executor.submit(close_in_this_thread) for _ in range(threads)]:
+        future.result()
+    executor.shutdown(wait=True)
