@@ -179,11 +179,14 @@ SELECT 'file', path FROM released WHERE owns_file
 """
 
 
-def job_finalize(*, job_id: uuid.UUID, outcome: Outcome, claimed_by: str | None = None) -> bool:
+def job_finalize(
+    *, job_id: uuid.UUID, outcome: Outcome, claimed_by: str | None = None, claim_count: int | None = None
+) -> bool:
     """Move a live job to its final state if nobody else has; True when this call won.
 
     ``succeeded`` only lands before ``expires_at`` (a late provider answer is ignored) and, when
-    ``claimed_by`` is given, only for the worker holding the claim. ``timeout`` only lands once the
+    ``claimed_by``/``claim_count`` are given, only for that claim (not for an older claim of a job that
+    was requeued and claimed again). ``timeout`` only lands once the
     deadline has passed. On a win the input files are deleted and waiters are notified.
     """
     if outcome.state not in FINAL_STATES:
@@ -196,6 +199,8 @@ def job_finalize(*, job_id: uuid.UUID, outcome: Outcome, claimed_by: str | None 
         conditions.append("AND expires_at <= %(now)s")
     if claimed_by is not None:
         conditions.append("AND claimed_by = %(claimed_by)s")
+    if claim_count is not None:
+        conditions.append("AND claim_count = %(claim_count)s")
     result = outcome.result
     with connection.cursor() as cursor:
         cursor.execute(
@@ -207,6 +212,7 @@ def job_finalize(*, job_id: uuid.UUID, outcome: Outcome, claimed_by: str | None 
                 "sources": sources_for(outcome.state),
                 "now": now,
                 "claimed_by": claimed_by,
+                "claim_count": claim_count,
                 "failure_reason": outcome.failure_reason,
                 "failure_message": outcome.failure_message[:500],
                 "provider_calls": outcome.provider_calls,
@@ -271,6 +277,7 @@ class ClaimedJob:
     expires_at: datetime
     input_path: str  # under MEDIA_ROOT
     input_mime_type: str
+    claim_count: int  # which claim of the job this is: only this claim may finalize it
 
 
 # One statement claims jobs and, for providers with a concurrency cap, a free permit for each: a job
@@ -320,10 +327,10 @@ WITH caps AS (
        SET state = 'processing', claimed_at = %(now)s, lease_expires_at = %(lease)s,
            claimed_by = %(worker)s, claim_count = claim_count + 1
      WHERE id IN (SELECT id FROM chosen)
- RETURNING id, slot_id, provider, operation, provider_settings, templates, expires_at
+ RETURNING id, slot_id, provider, operation, provider_settings, templates, expires_at, claim_count
 )
 SELECT claimed.id, claimed.slot_id, claimed.provider, claimed.operation, claimed.provider_settings,
-       claimed.templates, claimed.expires_at, media.path, media.mime_type
+       claimed.templates, claimed.expires_at, media.path, media.mime_type, claimed.claim_count
   FROM claimed
   LEFT JOIN media_mediaobject AS media
     ON media.job_id = claimed.id AND media.kind = 'input' AND media.deleted_at IS NULL
@@ -367,6 +374,7 @@ def jobs_claim(
             expires_at=row[6],
             input_path=row[7] or "",
             input_mime_type=row[8] or "",
+            claim_count=row[9],
         )
         for row in rows
     ]

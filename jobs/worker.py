@@ -159,7 +159,9 @@ class Worker:
 
     async def housekeeping_step(self) -> None:
         """Renew our leases (cancel jobs someone else finalized) and recover stale jobs."""
-        mine = [job_id for job_id in self._running if job_id not in self._finalizing]
+        # Jobs being finalized keep their lease too: a finalize waiting for a database thread must not
+        # see its job requeued and claimed again.
+        mine = list(self._running)
         if mine:
             still_ours = await db_call(
                 services.jobs_renew_leases, worker=self.name, job_ids=mine, lease=self.lease
@@ -248,15 +250,22 @@ class Worker:
         job_id = claimed.id
         self._finalizing.add(job_id)
         try:
-            await self._finalize_once(job_id, outcome)
+            await self._finalize_once(claimed, outcome)
         finally:
             self._finalizing.discard(job_id)
 
-    async def _finalize_once(self, job_id: uuid.UUID, outcome: Outcome) -> None:
+    async def _finalize_once(self, claimed: ClaimedJob, outcome: Outcome) -> None:
+        job_id = claimed.id
         if outcome.state == JobState.TIMEOUT:
             won = await db_call(services.job_time_out, job_id=job_id)
         else:
-            won = await db_call(services.job_finalize, job_id=job_id, outcome=outcome, claimed_by=self.name)
+            won = await db_call(
+                services.job_finalize,
+                job_id=job_id,
+                outcome=outcome,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+            )
         if not won:
             # Someone else finalized first (the waiter at the deadline, cleanup, staff): our answer is late.
             await db_call(permit_release, job_id=job_id)
