@@ -16,7 +16,7 @@ import uuid
 from jobs.models import Job
 from jobs.services import CHANNEL_JOB_FINISHED
 from jobs.states import FINAL_STATES
-from photochanger.db import db_call, listen_forever
+from photochanger.db import db_housekeeping_call, listen_forever
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class JobWaiters:
         waiting = [job_id for job_id, future in self._futures.items() if not future.done()]
         if not waiting:
             return
-        for job_id in await db_call(_final_among, waiting):
+        for job_id in await db_housekeeping_call(_final_among, waiting):
             self._wake(job_id)
 
 

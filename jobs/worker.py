@@ -28,7 +28,7 @@ from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage
 from media.services import public_link_create
-from photochanger.db import db_call, db_pool_close, listen_forever
+from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
     ProviderDeadlineExceeded,
@@ -163,7 +163,7 @@ class Worker:
         # see its job requeued and claimed again.
         mine = list(self._running)
         if mine:
-            still_ours = await db_call(
+            still_ours = await db_housekeeping_call(
                 services.jobs_renew_leases, worker=self.name, job_ids=mine, lease=self.lease
             )
             for job_id in mine:
@@ -171,7 +171,7 @@ class Worker:
                     # Timed out, cancelled or re-claimed elsewhere: stop calling the provider.
                     self._running[job_id].cancel()
                     self.stats.lost += 1
-        requeued, timed_out = await db_call(services.jobs_recover_stale)
+        requeued, timed_out = await db_housekeeping_call(services.jobs_recover_stale)
         if requeued:
             self._wake.set()
         self.stats.timed_out += timed_out

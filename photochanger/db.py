@@ -27,6 +27,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _executor: ThreadPoolExecutor | None = None
+# One more thread (and connection) for small periodic work that must not wait behind a backlog of
+# job queries: lease renewals, stale-job recovery, the waiters' re-check.
+_housekeeping_executor: ThreadPoolExecutor | None = None
 
 
 def _get_executor() -> ThreadPoolExecutor:
@@ -34,6 +37,13 @@ def _get_executor() -> ThreadPoolExecutor:
     if _executor is None:
         _executor = ThreadPoolExecutor(max_workers=settings.DB_EXECUTOR_THREADS, thread_name_prefix="db")
     return _executor
+
+
+def _get_housekeeping_executor() -> ThreadPoolExecutor:
+    global _housekeeping_executor
+    if _housekeeping_executor is None:
+        _housekeeping_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-housekeeping")
+    return _housekeeping_executor
 
 
 def _run(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
@@ -55,6 +65,14 @@ async def db_call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -
     """Run a synchronous ORM function in the hot-path pool. Database outages become a 503 error."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_get_executor(), functools.partial(_run, function, *args, **kwargs))
+
+
+async def db_housekeeping_call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Like ``db_call`` on the housekeeping thread: never queued behind the job queries."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        _get_housekeeping_executor(), functools.partial(_run, function, *args, **kwargs)
+    )
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -100,20 +118,21 @@ async def listen_forever(
 
 
 def db_pool_close() -> None:
-    """Close every pool thread's connection and retire the pool (process exit, end of a test)."""
-    global _executor
-    executor, _executor = _executor, None
-    if executor is None:
-        return
-    threads = settings.DB_EXECUTOR_THREADS
-    barrier = threading.Barrier(threads)
+    """Close every pool thread's connection and retire the pools (process exit, end of a test)."""
+    global _executor, _housekeeping_executor
+    pools = [(_executor, settings.DB_EXECUTOR_THREADS), (_housekeeping_executor, 1)]
+    _executor = _housekeeping_executor = None
+    for executor, threads in pools:
+        if executor is None:
+            continue
+        barrier = threading.Barrier(threads)
 
-    def close_in_this_thread() -> None:
-        # The barrier keeps each task on its own thread, so every thread closes its own connection.
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait(timeout=5)
-        connection.close()
+        def close_in_this_thread(barrier: threading.Barrier = barrier) -> None:
+            # The barrier keeps each task on its own thread, so every thread closes its own connection.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=5)
+            connection.close()
 
-    for future in [executor.submit(close_in_this_thread) for _ in range(threads)]:
-        future.result()
-    executor.shutdown(wait=True)
+        for future in [executor.submit(close_in_this_thread) for _ in range(threads)]:
+            future.result()
+        executor.shutdown(wait=True)
