@@ -43,6 +43,7 @@ from providers.services import permit_release, permits_ensure, provider_key_get
 logger = logging.getLogger(__name__)
 
 LEASE_RENEW_FRACTION = 0.3
+CONNECTIONS_PER_CLIENT = 32
 API_KEY_CACHE_SECONDS = 5.0
 
 
@@ -67,7 +68,8 @@ class Worker:
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._next_client = 0
         self._api_keys: dict[str, tuple[float, str]] = {}
         # Jobs whose provider work is done and whose finalize is under way: never cancelled.
         self._finalizing: set[uuid.UUID] = set()
@@ -90,11 +92,16 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
+        # httpx's connection pool does work proportional to its connections on every request, so one
+        # pool for hundreds of concurrent calls stalls the event loop for seconds; small pools don't.
+        count = max(1, -(-self.concurrency // CONNECTIONS_PER_CLIENT))
         limits = httpx.Limits(
-            max_connections=max(self.concurrency * 2, 20), max_keepalive_connections=self.concurrency
+            max_connections=CONNECTIONS_PER_CLIENT * 2, max_keepalive_connections=CONNECTIONS_PER_CLIENT
         )
-        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
-            self._client = client
+        async with contextlib.AsyncExitStack() as stack:
+            for _ in range(count):
+                client = httpx.AsyncClient(limits=limits, follow_redirects=False)
+                self._clients.append(await stack.enter_async_context(client))
             listener = asyncio.create_task(self._listen_forever(), name="worker-listen")
             housekeeping = asyncio.create_task(self._housekeeping_forever(), name="worker-housekeeping")
             try:
@@ -180,9 +187,10 @@ class Worker:
 
     async def process(self, claimed: ClaimedJob) -> None:
         job = claimed
-        assert self._client is not None
+        client = self._clients[self._next_client % len(self._clients)]
+        self._next_client += 1
         try:
-            outcome = await self._run_provider(claimed, self._client)
+            outcome = await self._run_provider(claimed, client)
         except asyncio.CancelledError:
             logger.info("job %s: stopped (finalized elsewhere or worker aborting)", job.id)
             raise
