@@ -20,7 +20,7 @@ from jobs.deadlines import remaining_seconds
 from jobs.ingest import ingest_accept, ingest_log_rejection
 from jobs.models import Job
 from jobs.services import job_time_out
-from jobs.states import JobState
+from jobs.states import LIVE_STATES, JobState
 from jobs.waiters import job_waiters
 from media import storage
 from photochanger.api import AsyncAPIView
@@ -77,7 +77,7 @@ def ingest_outcome(*, job_id: uuid.UUID) -> IngestOutcome:
                 [job_id],
             )
             state, expires_at, failure_message, result_path, result_mime_type = cursor.fetchone()
-        if state in (JobState.PENDING, JobState.PROCESSING) and timezone.now() >= expires_at:
+        if state in LIVE_STATES and timezone.now() >= expires_at:
             job_time_out(job_id=job_id)
             continue  # re-read: we, a worker or cleanup finalized it just now
         break
@@ -166,7 +166,7 @@ class IngestView(AsyncAPIView):
             while True:
                 await job_waiters.wait(job_id, remaining_seconds(deadline=expires_at, now=timezone.now()))
                 outcome = await db_call(ingest_outcome, job_id=job_id)
-                if outcome.state not in (JobState.PENDING, JobState.PROCESSING):
+                if outcome.state not in LIVE_STATES:
                     break
                 # Woken early (a stray notification) or clocks disagree by a hair: wait again.
                 job_waiters.register(job_id)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.services import jobs_recover_stale
-from jobs.states import FINAL_STATES, JobState
+from jobs.states import FINAL_STATES, LIVE_STATES
 from media import storage
 from media.models import MediaObject
 
@@ -52,7 +52,7 @@ def cleanup_run(*, dry_run: bool = False) -> CleanupReport:
         now = timezone.now()
         if dry_run:
             report.timed_out_jobs = Job.objects.filter(
-                state__in=[JobState.PENDING, JobState.PROCESSING], expires_at__lte=now
+                state__in=list(LIVE_STATES), expires_at__lte=now
             ).count()
             report.media_rows_expired = _expired_media(now).count()
             report.results_removed = _expired_results(now).count()

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 
 from jobs.services import NewJobInput, job_create
 from media.images import sniff_image_type
-from photochanger.errors import FailureReason, ServiceError
+from photochanger.errors import HTTP_STATUS, FailureReason, ServiceError
 from slots.selectors import slot_context_get
 from slots.services import ingest_password_check
 from stats.models import LogEvent, ProcessingLogEntry
@@ -49,8 +49,6 @@ def ingest_accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_i
 def ingest_log_rejection(
     *, slot_id: str, reason: FailureReason, client_ip: str | None, duration_ms: int
 ) -> None:
-    from photochanger.errors import HTTP_STATUS
-
     ProcessingLogEntry.objects.create(
         created_at=timezone.now(),
         event=LogEvent.INGEST_REJECTED,

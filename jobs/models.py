@@ -7,7 +7,7 @@ import uuid
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from jobs.states import JobState
+from jobs.states import LIVE_STATES, JobState
 from photochanger.errors import FailureReason
 
 
@@ -89,4 +89,4 @@ class Job(models.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.state not in (JobState.PENDING, JobState.PROCESSING)
+        return self.state not in LIVE_STATES

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from jobs import deadlines
 from jobs.models import Job
-from jobs.states import FINAL_STATES, JobState, sources_for
+from jobs.states import FINAL_STATES, LIVE_STATES, JobState, sources_for
 from media import storage
 from photochanger.errors import FailureReason
 
@@ -421,7 +421,7 @@ def jobs_recover_stale(*, batch: int = 200) -> tuple[int, int]:
             notify(CHANNEL_JOB_CREATED)
     # served by the partial index job_live_deadline_idx
     overdue = list(
-        Job.objects.filter(state__in=[JobState.PENDING, JobState.PROCESSING], expires_at__lte=now)
+        Job.objects.filter(state__in=list(LIVE_STATES), expires_at__lte=now)
         .order_by("expires_at")
         .values_list("id", flat=True)[:batch]
     )

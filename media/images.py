@@ -8,8 +8,6 @@ WEBP = "image/webp"
 HEIC = "image/heic"
 HEIF = "image/heif"
 
-ACCEPTED_INPUT_TYPES = frozenset({JPEG, PNG, WEBP, HEIC, HEIF})
-
 EXTENSIONS = {JPEG: "jpg", PNG: "png", WEBP: "webp", HEIC: "heic", HEIF: "heif"}
 
 _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}

@@ -63,16 +63,16 @@ def _run(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
 
 async def db_call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run a synchronous ORM function in the hot-path pool. Database outages become a 503 error."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_get_executor(), functools.partial(_run, function, *args, **kwargs))
+    return await _call_in(_get_executor(), functools.partial(_run, function, *args, **kwargs))
 
 
 async def db_housekeeping_call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Like ``db_call`` on the housekeeping thread: never queued behind the job queries."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        _get_housekeeping_executor(), functools.partial(_run, function, *args, **kwargs)
-    )
+    return await _call_in(_get_housekeeping_executor(), functools.partial(_run, function, *args, **kwargs))
+
+
+async def _call_in(executor: ThreadPoolExecutor, call: Callable[[], R]) -> R:
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 def connection_kwargs() -> dict[str, Any]:

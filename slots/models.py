@@ -131,7 +131,6 @@ class TemplateRole(models.TextChoices):
     STYLE_REFERENCE = "style_reference", _("Style reference")
     FRAME = "frame", _("Frame / overlay")
     TARGET = "target", _("Target face (deepfake)")
-    MIX = "mix", _("Second image to mix")
 
 
 class SlotTemplateBinding(models.Model):
