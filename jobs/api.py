@@ -16,7 +16,6 @@ from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 
-from jobs.deadlines import remaining_seconds
 from jobs.ingest import ingest_accept, ingest_log_rejection
 from jobs.models import Job
 from jobs.services import job_time_out
@@ -25,6 +24,7 @@ from jobs.waiters import job_waiters
 from media import storage
 from photochanger.api import AsyncAPIView
 from photochanger.db import db_call
+from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 
 

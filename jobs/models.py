@@ -24,7 +24,7 @@ class Job(models.Model):
     templates = models.JSONField(_("templates"), default=list, blank=True)
     provider_job_reference = models.CharField(_("provider job reference"), max_length=128, blank=True)
 
-    # Deadlines, computed once by jobs.deadlines at creation / finalization.
+    # Deadlines, computed once by photochanger.deadlines at creation / finalization.
     created_at = models.DateTimeField(_("created at"))
     expires_at = models.DateTimeField(_("expires at"))
     finalized_at = models.DateTimeField(_("finalized at"), null=True, blank=True)

@@ -16,10 +16,10 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import deadlines
 from jobs.models import Job
 from jobs.states import FINAL_STATES, LIVE_STATES, JobState, sources_for
 from media import storage
+from photochanger import deadlines
 from photochanger.errors import FailureReason
 
 logger = logging.getLogger(__name__)

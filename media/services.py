@@ -10,9 +10,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from jobs.deadlines import artifact_expires_at
 from media import storage
 from media.models import MediaKind, MediaObject
+from photochanger.deadlines import artifact_expires_at
 from photochanger.errors import FailureReason, ServiceError
 
 _LINK_CONTEXT_SQL = """
@@ -25,7 +25,7 @@ SELECT job.created_at, job.expires_at, studio.public_link_ttl_seconds
 def public_link_create(*, job_id: uuid.UUID, path: str, mime_type: str, size_bytes: int = 0) -> str:
     """A random, unguessable URL to ``path`` (under MEDIA_ROOT) valid while the job lives.
 
-    It expires at ``min(job.expires_at, now + T_public_link_ttl)`` (``jobs.deadlines``) and is
+    It expires at ``min(job.expires_at, now + T_public_link_ttl)`` (``photochanger.deadlines``) and is
     released (410) when the job is finalized. Raises ``ServiceError(gone)`` if the job is already final.
     """
     with connection.cursor() as cursor:

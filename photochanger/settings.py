@@ -199,12 +199,12 @@ INGEST_MAX_HELD_REQUESTS = env.int("INGEST_MAX_HELD_REQUESTS", default=2000)
 # Failed ingest passwords from one client within the window before 429.
 INGEST_PASSWORD_FAILURES_ALLOWED = env.int("INGEST_PASSWORD_FAILURES_ALLOWED", default=10)
 INGEST_PASSWORD_FAILURE_WINDOW_SECONDS = env.int("INGEST_PASSWORD_FAILURE_WINDOW_SECONDS", default=300)
-# Calls in flight per provider across all workers (so a burst cannot trip the provider's rate limit).
-# "gemini=16,openai=8,turbotext=8"; a provider not listed (local) has no cap.
+# Initial caps on calls in flight per provider across all workers (so a burst cannot trip the provider's
+# rate limit); staff edit them in Studio settings afterwards. A provider not listed (local) has no cap.
 PROVIDER_CONCURRENCY = {
     name: int(value)
     for name, value in env.dict(
-        "PROVIDER_CONCURRENCY", default={"gemini": "16", "openai": "8", "turbotext": "8"}
+        "PROVIDER_CONCURRENCY", default={"gemini": "64", "openai": "32", "turbotext": "32"}
     ).items()
 }
 # Worker: lease on a claimed job, renewed while the provider call runs; idle poll interval.

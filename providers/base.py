@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import httpx
 from django.utils import timezone
 
-from jobs.deadlines import remaining_seconds
+from photochanger.deadlines import remaining_seconds
 
 logger = logging.getLogger(__name__)
 

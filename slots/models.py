@@ -15,6 +15,11 @@ SLOT_COUNT = 15
 SLOT_MAX_SIZE_LIMIT_MB = 20
 
 
+def default_provider_concurrency() -> dict[str, int]:
+    """Initial provider caps of a new install: the ``PROVIDER_CONCURRENCY`` environment value."""
+    return dict(django_settings.PROVIDER_CONCURRENCY)
+
+
 def static_slot_ids() -> list[str]:
     return [f"slot-{number:03d}" for number in range(1, SLOT_COUNT + 1)]
 
@@ -169,6 +174,11 @@ class StudioSettings(models.Model):
         _("temporary public link lifetime, seconds"),
         default=60,
         validators=[MinValueValidator(5), MaxValueValidator(3600)],
+    )
+    # Provider calls in flight at once across every worker, per provider ({"gemini": 64, …}); a provider
+    # missing here (local) has no cap. Read by the claim statement (jobs.services.jobs_claim) itself.
+    provider_concurrency = models.JSONField(
+        _("provider concurrency caps"), default=default_provider_concurrency, blank=True
     )
     ingest_password_hash = models.CharField(max_length=256, blank=True, editable=False)
     ingest_password_rotated_at = models.DateTimeField(

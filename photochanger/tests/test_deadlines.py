@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs import deadlines
+from photochanger import deadlines
 
 CREATED = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
