@@ -1,4 +1,7 @@
-"""The booth-facing endpoints: ``POST /ingest/<slot_id>`` and ``GET /public/results/<job_id>``."""
+"""The booth-facing endpoints: ``POST /ingest/<slot_id>`` and ``GET /public/results/<job_id>``.
+
+Async views (``adrf``) served by ``photochanger.asgi.BoothPaths``; the work is in ``jobs.ingest``.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +9,27 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from adrf.views import APIView
 from django.conf import settings
-from django.db import connection
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 
-from jobs.ingest import ingest_accept, ingest_log_rejection
+from jobs.ingest import IngestOutcome, ingest_accept, ingest_log_rejection, ingest_outcome_get
 from jobs.models import Job
-from jobs.services import job_time_out
 from jobs.states import LIVE_STATES, JobState
 from jobs.waiters import job_waiters
 from media import storage
-from photochanger.api import AsyncAPIView
+from photochanger.api import error_schema
 from photochanger.db import db_call
 from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
+from photochanger.intake import received_at
+from photochanger.offload import cpu_call
 
 
 class IngestRequestSerializer(serializers.Serializer[Any]):
@@ -47,90 +51,47 @@ class IngestRequestSerializer(serializers.Serializer[Any]):
     version = serializers.CharField(required=False, help_text="DSLR Remote Pro version, e.g. 3.30.2.")
 
 
-class ErrorSerializer(serializers.Serializer[Any]):
-    status = serializers.ChoiceField(choices=["error", "timeout"])
-    failure_reason = serializers.ChoiceField(choices=FailureReason.values)
-    message = serializers.CharField()
-    job_id = serializers.UUIDField(required=False)
-    retry_after = serializers.IntegerField(required=False)
-
-
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=ErrorSerializer, description=description)
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    job_id: uuid.UUID
-    state: str
-    failure_message: str
-    result: bytes | None
-    result_mime_type: str
-
-
-def ingest_outcome(*, job_id: uuid.UUID) -> IngestOutcome:
-    """Read the job (the only source of truth); at or past the deadline, time it out if still live."""
-    for _attempt in range(2):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT state, expires_at, failure_message, result_path, result_mime_type FROM jobs_job WHERE id = %s",
-                [job_id],
-            )
-            state, expires_at, failure_message, result_path, result_mime_type = cursor.fetchone()
-        if state in LIVE_STATES and timezone.now() >= expires_at:
-            job_time_out(job_id=job_id)
-            continue  # re-read: we, a worker or cleanup finalized it just now
-        break
-    result = None
-    if state == JobState.SUCCEEDED and result_path:
-        try:
-            result = storage.read(result_path)
-        except FileNotFoundError:
-            result = None
-    return IngestOutcome(
-        job_id=job_id,
-        state=state,
-        failure_message=failure_message,
-        result=result,
-        result_mime_type=result_mime_type,
-    )
-
-
 def _client_ip(request: Request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-class IngestView(AsyncAPIView):
+INGEST_SCHEMA: dict[str, Any] = {
+    "summary": "Process one booth photo and answer with the result image",
+    "description": (
+        "Held open until the job is final or the sync window (default 48 s, counted from when the "
+        "request arrived) ends. `Expect: 100-continue` is supported. Unknown extra text fields are "
+        "kept as job metadata."
+    ),
+    "parameters": [
+        OpenApiParameter("slot_id", str, OpenApiParameter.PATH, description="slot-001 … slot-015")
+    ],
+    "request": {"multipart/form-data": IngestRequestSerializer},
+    "responses": {
+        (200, "image/*"): OpenApiResponse(
+            response=OpenApiTypes.BINARY,
+            description="The processed image; headers X-Job-Id and Cache-Control: no-store.",
+        ),
+        400: error_schema("invalid_request"),
+        401: error_schema("invalid_password"),
+        404: error_schema("slot_not_found, slot_disabled"),
+        408: error_schema("request_timeout (the body took longer than the body timeout)"),
+        413: error_schema("payload_too_large (bytes or pixels)"),
+        415: error_schema("unsupported_media_type (not an image, or a damaged one)"),
+        429: error_schema("rate_limited"),
+        500: error_schema("internal_error"),
+        502: error_schema("provider_error"),
+        503: error_schema("service_unavailable"),
+        504: error_schema("provider_timeout"),
+    },
+}
+
+
+class IngestView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(
-        operation_id="ingest_photo",
-        summary="Process one booth photo and answer with the result image",
-        description=(
-            "Held open until the job is final or the sync window (default 48 s) ends. "
-            "`Expect: 100-continue` is supported. Unknown extra text fields are kept as job metadata."
-        ),
-        parameters=[
-            OpenApiParameter("slot_id", str, OpenApiParameter.PATH, description="slot-001 … slot-015")
-        ],
-        request={"multipart/form-data": IngestRequestSerializer},
-        responses={
-            (200, "image/*"): OpenApiResponse(
-                response=OpenApiTypes.BINARY,
-                description="The processed image; headers X-Job-Id and Cache-Control: no-store.",
-            ),
-            400: _error("invalid_request"),
-            401: _error("invalid_password"),
-            404: _error("slot_not_found, slot_disabled"),
-            413: _error("payload_too_large"),
-            415: _error("unsupported_media_type"),
-            429: _error("rate_limited"),
-            500: _error("internal_error"),
-            502: _error("provider_error"),
-            503: _error("service_unavailable"),
-            504: _error("provider_timeout"),
-        },
-    )
+    @extend_schema(operation_id="ingest_photo", **INGEST_SCHEMA)
     async def post(self, request: Request, slot_id: str) -> HttpResponse:
         if job_waiters.held >= settings.INGEST_MAX_HELD_REQUESTS:
             error = ServiceError(
@@ -145,41 +106,39 @@ class IngestView(AsyncAPIView):
             )
             raise error
         job_id = uuid.uuid4()
+        # Registered before the job exists, so its notification cannot be missed.
         job_waiters.register(job_id)
         try:
-            try:
-                expires_at = await db_call(
-                    ingest_accept,
-                    job_id=job_id,
-                    slot_id=slot_id,
-                    request=request,
-                    client_ip=_client_ip(request),
-                )
-            finally:
-                # The photo is stored; free the body and upload buffers now, not after the long wait
-                # (a thousand held requests would otherwise keep a thousand photos in memory), and let
-                # the next upload in (photochanger.asgi.IntakeGate).
-                request._request.close()
-                gate = request._request.scope.get("photochanger.intake_gate")  # type: ignore[attr-defined]
-                if gate is not None:
-                    gate.release()
+            expires_at = await ingest_accept(
+                job_id=job_id,
+                slot_id=slot_id,
+                request=request,
+                client_ip=_client_ip(request),
+                received_at=received_at(request),
+            )
             while True:
                 await job_waiters.wait(job_id, remaining_seconds(deadline=expires_at, now=timezone.now()))
-                outcome = await db_call(ingest_outcome, job_id=job_id)
+                outcome = await db_call(ingest_outcome_get, job_id=job_id)
                 if outcome.state not in LIVE_STATES:
                     break
                 # Woken early (a stray notification) or clocks disagree by a hair: wait again.
                 job_waiters.register(job_id)
         finally:
             job_waiters.discard(job_id)
-        return _respond(outcome)
+        return await _respond(outcome)
 
 
-def _respond(outcome: IngestOutcome) -> HttpResponse:
+async def _respond(outcome: IngestOutcome) -> HttpResponse:
     job_id = str(outcome.job_id)
-    if outcome.state == JobState.SUCCEEDED and outcome.result is not None:
+    if outcome.state == JobState.SUCCEEDED:
+        try:
+            image = await cpu_call(storage.read, outcome.result_path)
+        except FileNotFoundError:
+            raise ServiceError(
+                FailureReason.INTERNAL_ERROR, "The stored result is missing.", job_id=job_id
+            ) from None
         return HttpResponse(
-            outcome.result,
+            image,
             content_type=outcome.result_mime_type,
             headers={"Cache-Control": "no-store", "X-Job-Id": job_id},
         )
@@ -189,8 +148,6 @@ def _respond(outcome: IngestOutcome) -> HttpResponse:
         raise ServiceError(
             FailureReason.SERVICE_UNAVAILABLE, "The job was cancelled by staff.", job_id=job_id
         )
-    if outcome.state == JobState.SUCCEEDED:
-        raise ServiceError(FailureReason.INTERNAL_ERROR, "The stored result is missing.", job_id=job_id)
     raise ServiceError(
         FailureReason.PROVIDER_ERROR,
         f"The AI provider could not process the photo: {outcome.failure_message}"[:300],
@@ -199,14 +156,14 @@ def _respond(outcome: IngestOutcome) -> HttpResponse:
 
 
 @dataclass(frozen=True)
-class PublicResult:
-    data: bytes
+class StoredResultFile:
+    path: str
     mime_type: str
     filename: str
 
 
-def public_result_get(*, job_id: str) -> PublicResult:
-    """The stored result of a job while it is retained; ``not_found`` / ``gone`` otherwise."""
+def public_result_get(*, job_id: str) -> StoredResultFile:
+    """Where a job's result is stored while it is retained; ``not_found`` / ``gone`` otherwise."""
     try:
         parsed = uuid.UUID(job_id)
     except ValueError:
@@ -222,17 +179,16 @@ def public_result_get(*, job_id: str) -> PublicResult:
         job.result_expires_at and job.result_expires_at <= timezone.now()
     ):
         raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.")
-    try:
-        data = storage.read(job.result_path)
-    except FileNotFoundError:
-        raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.") from None
     extension = job.result_path.rsplit(".", 1)[-1]
-    return PublicResult(
-        data=data, mime_type=job.result_mime_type, filename=f"photochanger-{job.id}.{extension}"
+    return StoredResultFile(
+        path=job.result_path, mime_type=job.result_mime_type, filename=f"photochanger-{job.id}.{extension}"
     )
 
 
-class PublicResultView(AsyncAPIView):
+class PublicResultView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
     @extend_schema(
         operation_id="download_result",
         summary="Download a job's result while it is retained (default 72 h)",
@@ -243,14 +199,18 @@ class PublicResultView(AsyncAPIView):
             (200, "image/*"): OpenApiResponse(
                 response=OpenApiTypes.BINARY, description="Content-Disposition: attachment"
             ),
-            404: _error("not_found"),
-            410: _error("gone"),
+            404: error_schema("not_found"),
+            410: error_schema("gone"),
         },
     )
     async def get(self, request: Request, job_id: str) -> HttpResponse:
         result = await db_call(public_result_get, job_id=job_id)
+        try:
+            data = await cpu_call(storage.read, result.path)
+        except FileNotFoundError:
+            raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.") from None
         return HttpResponse(
-            result.data,
+            data,
             content_type=result.mime_type,
             headers={
                 "Content-Disposition": f'attachment; filename="{result.filename}"',
@@ -259,11 +219,13 @@ class PublicResultView(AsyncAPIView):
         )
 
 
-@extend_schema_view(
-    post=extend_schema(
-        operation_id="ingest_photo_legacy",
-        summary="Same as POST /ingest/{slot_id}, for booths configured with the older path",
-    )
-)
 class LegacyIngestView(IngestView):
-    pass
+    @extend_schema(
+        operation_id="ingest_photo_legacy",
+        **{
+            **INGEST_SCHEMA,
+            "summary": "Same as POST /ingest/{slot_id}, for booths configured with the older path",
+        },
+    )
+    async def post(self, request: Request, slot_id: str) -> HttpResponse:
+        return await super().post(request, slot_id)

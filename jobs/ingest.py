@@ -1,53 +1,82 @@
-"""The synchronous half of ``POST /ingest/<slot_id>``: validate in the catalogue's order, store, enqueue.
+"""``POST /ingest/<slot_id>``: check the booth's request in the catalogue's order, store the photo,
+enqueue its job, and read the outcome the booth gets.
 
-Runs in the hot-path database pool (``photochanger.db``). Every attempt is logged, accepted or not,
-without the password or image bytes.
+Async services for the ingest view. Blocking work never runs on the event loop, and each kind runs on
+its own bounded pool (``photochanger.offload``): queries on the database threads, multipart parsing,
+image checks and file copies on the CPU threads, the slow password hash on the hashing thread. Every
+attempt is logged, accepted or not, without the password or image bytes.
+
+Order of the checks: slot (404) → password lockout (429, decided before any parsing or hashing) →
+request shape (400) → password (401) → size (413) → image bytes (415 / 413 for too many pixels).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.request import Request
 
-from jobs.services import NewJobInput, job_create
-from media.images import sniff_image_type
+from jobs.services import NewJobInput, job_create, job_time_out
+from jobs.states import LIVE_STATES, JobState
+from media import storage
+from media.images import UnreadableImage, pixel_dimensions, sniff_image_type
+from photochanger.db import db_call
 from photochanger.errors import HTTP_STATUS, FailureReason, ServiceError
-from slots.selectors import slot_context_get
-from slots.services import ingest_password_check
+from photochanger.intake import intake_place, release_body
+from photochanger.offload import cpu_call
+from slots.passwords import ingest_password_checker
+from slots.selectors import SlotContext, slot_context_get
 from stats.models import LogEvent, ProcessingLogEntry
+from stats.selectors import client_recently_accepted, password_guesses_count
 
 FILE_FIELDS = ("fileToUpload", "file")
 SECRET_FIELDS = frozenset({"password"})
 MAX_METADATA_VALUE_LENGTH = 2000
+SNIFF_BYTES = 64
+# A client that had a photo accepted this recently is trusted: the all-clients password lockout
+# never refuses it (only its own wrong passwords can).
+TRUSTED_CLIENT_WINDOW = timedelta(hours=24)
+# Unknown passwords waiting for the hashing thread before new ones from untrusted clients get 429.
+MAX_WAITING_PASSWORD_HASHES = 4
 
 
-def ingest_accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str | None) -> datetime:
-    """Validate one booth request and create its job; returns the job's deadline.
+@dataclass(frozen=True)
+class IngestContext:
+    slot: SlotContext | None
+    client_guesses: int
+    all_guesses: int
 
-    Raises ``ServiceError`` from the catalogue; a rejected request leaves only its log entry behind.
-    """
-    started = time.monotonic()
-    try:
-        return _accept(job_id=job_id, slot_id=slot_id, request=request, client_ip=client_ip)
-    except ServiceError as error:
-        ingest_log_rejection(
-            slot_id=slot_id,
-            reason=error.reason,
-            client_ip=client_ip,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
-        raise
+
+def ingest_context_get(*, slot_id: str, client_ip: str | None) -> IngestContext:
+    """The slot and the password-lockout counters for this client, read in one database call."""
+    since = timezone.now() - timedelta(seconds=settings.INGEST_PASSWORD_FAILURE_WINDOW_SECONDS)
+    return IngestContext(
+        slot=slot_context_get(slot_id=slot_id),
+        client_guesses=password_guesses_count(
+            since=since, client_ip=client_ip, limit=settings.INGEST_PASSWORD_FAILURES_ALLOWED
+        ),
+        all_guesses=password_guesses_count(
+            since=since, limit=settings.INGEST_PASSWORD_GLOBAL_FAILURES_ALLOWED
+        ),
+    )
 
 
 def ingest_log_rejection(
-    *, slot_id: str, reason: FailureReason, client_ip: str | None, duration_ms: int
+    *,
+    slot_id: str,
+    reason: FailureReason,
+    client_ip: str | None,
+    duration_ms: int,
+    password_guess: bool = False,
 ) -> None:
     ProcessingLogEntry.objects.create(
         created_at=timezone.now(),
@@ -57,77 +86,196 @@ def ingest_log_rejection(
         failure_reason=reason,
         duration_ms=duration_ms,
         client_ip=client_ip,
+        password_guess=password_guess,
     )
 
 
-def _accept(*, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str | None) -> datetime:
-    slot = slot_context_get(slot_id=slot_id)
+class _Rejected(ServiceError):
+    """A rejection that also says whether it was a new wrong password (what the lockout counts)."""
+
+    def __init__(self, error: ServiceError, *, password_guess: bool) -> None:
+        super().__init__(error.reason, error.message, retry_after=error.retry_after)
+        self.password_guess = password_guess
+
+
+async def ingest_accept(
+    *, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str | None, received_at: datetime
+) -> datetime:
+    """Validate one booth request, store its photo and create its job; returns the job's deadline.
+
+    Raises ``ServiceError`` from the catalogue; a rejected request leaves only its log entry behind
+    (no job, no file).
+    """
+    started = time.monotonic()
+    try:
+        return await _accept(
+            job_id=job_id, slot_id=slot_id, request=request, client_ip=client_ip, received_at=received_at
+        )
+    except ServiceError as error:
+        await db_call(
+            ingest_log_rejection,
+            slot_id=slot_id,
+            reason=error.reason,
+            client_ip=client_ip,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            password_guess=isinstance(error, _Rejected) and error.password_guess,
+        )
+        raise
+
+
+async def _accept(
+    *, job_id: uuid.UUID, slot_id: str, request: Request, client_ip: str | None, received_at: datetime
+) -> datetime:
+    context = await db_call(ingest_context_get, slot_id=slot_id, client_ip=client_ip)
+    slot = context.slot
     if slot is None:
         raise ServiceError(FailureReason.SLOT_NOT_FOUND, f"No slot '{slot_id[:64]}'.")
     if not slot.is_active:
         raise ServiceError(FailureReason.SLOT_DISABLED, f"Slot '{slot.slot_id}' is not active.")
+    await _check_lockout(context, client_ip)
 
+    async with intake_place():
+        booth = await cpu_call(booth_request_read, request)
     try:
-        fields: Any = request.data
-        files = request.FILES
-    except (ParseError, UnsupportedMediaType) as error:
-        raise ServiceError(FailureReason.INVALID_REQUEST, "Malformed multipart/form-data body.") from error
-    upload = next((files[name] for name in FILE_FIELDS if name in files), None)
-    password = fields.get("password")
-    if upload is None:
-        raise ServiceError(FailureReason.INVALID_REQUEST, "The photo is missing (file part 'fileToUpload').")
-    if not password:
-        raise ServiceError(FailureReason.INVALID_REQUEST, "The 'password' field is missing.")
+        await _check_password(slot.ingest_password_hash, booth.password, client_ip)
+        async with intake_place():
+            photo = await cpu_call(_photo_check, booth.upload, slot.size_limit_mb)
+            input_path = storage.input_path(job_id, photo.mime_type)
+            size = await cpu_call(storage.write_new_from, input_path, booth.upload)
+    finally:
+        # The parsed copy and the received body: not kept while the booth waits for its result.
+        booth.upload.close()
+        release_body(request)
+    try:
+        return await db_call(
+            job_create,
+            new=NewJobInput(
+                job_id=job_id,
+                slot_id=slot.slot_id,
+                provider=slot.provider,
+                operation=slot.operation,
+                provider_settings=slot.provider_settings,
+                templates=slot.templates,
+                sync_response_seconds=slot.sync_response_seconds,
+                received_at=received_at,
+                input_path=input_path,
+                input_size_bytes=size,
+                input_mime_type=photo.mime_type,
+                request_metadata=booth.metadata,
+                client_ip=client_ip,
+            ),
+        )
+    except BaseException:
+        await cpu_call(storage.delete, input_path)
+        raise
 
-    if not ingest_password_check(stored_hash=slot.ingest_password_hash, candidate=str(password)):
-        if _too_many_password_failures(client_ip):
-            raise ServiceError(
-                FailureReason.RATE_LIMITED,
-                "Too many wrong passwords from this client; wait before retrying.",
-                retry_after=settings.INGEST_PASSWORD_FAILURE_WINDOW_SECONDS,
-            )
-        raise ServiceError(FailureReason.INVALID_PASSWORD)
 
-    limit = min(slot.size_limit_mb * 1024 * 1024, settings.INGEST_ABSOLUTE_MAX_BYTES)
-    if upload.size is None or upload.size > limit:
+async def _check_lockout(context: IngestContext, client_ip: str | None) -> None:
+    """429 for a client that guessed too often, or for any untrusted client while many guess at once."""
+    window = settings.INGEST_PASSWORD_FAILURE_WINDOW_SECONDS
+    if context.client_guesses >= settings.INGEST_PASSWORD_FAILURES_ALLOWED:
         raise ServiceError(
-            FailureReason.PAYLOAD_TOO_LARGE,
-            f"The photo exceeds this slot's limit of {slot.size_limit_mb} MB.",
+            FailureReason.RATE_LIMITED,
+            "Too many wrong passwords from this client; wait before retrying.",
+            retry_after=window,
         )
-    upload.seek(0)
-    photo = upload.read()
-    mime_type = sniff_image_type(photo)
-    if mime_type is None:
-        raise ServiceError(FailureReason.UNSUPPORTED_MEDIA_TYPE)
+    if context.all_guesses >= settings.INGEST_PASSWORD_GLOBAL_FAILURES_ALLOWED and not await _trusted(
+        client_ip
+    ):
+        raise ServiceError(
+            FailureReason.RATE_LIMITED,
+            "Too many wrong passwords are being tried; new clients must wait before retrying.",
+            retry_after=window,
+        )
 
-    return job_create(
-        new=NewJobInput(
-            job_id=job_id,
-            slot_id=slot.slot_id,
-            provider=slot.provider,
-            operation=slot.operation,
-            provider_settings=slot.provider_settings,
-            templates=slot.templates,
-            sync_response_seconds=slot.sync_response_seconds,
-            photo=photo,
-            photo_mime_type=mime_type,
-            request_metadata=_request_metadata(fields, upload),
-            client_ip=client_ip,
-        )
+
+async def _trusted(client_ip: str | None) -> bool:
+    return await db_call(
+        client_recently_accepted, client_ip=client_ip, since=timezone.now() - TRUSTED_CLIENT_WINDOW
     )
 
 
-def _too_many_password_failures(client_ip: str | None) -> bool:
-    """Wrong passwords from this client within the window (the current one not yet logged)."""
-    since = timezone.now() - timedelta(seconds=settings.INGEST_PASSWORD_FAILURE_WINDOW_SECONDS)
-    # served by the partial index log_password_failures_idx
-    recent = ProcessingLogEntry.objects.filter(
-        failure_reason=FailureReason.INVALID_PASSWORD, client_ip=client_ip, created_at__gte=since
-    ).count()
-    return recent >= settings.INGEST_PASSWORD_FAILURES_ALLOWED
+async def _check_password(stored_hash: str, candidate: str, client_ip: str | None) -> None:
+    known = ingest_password_checker.known(stored_hash=stored_hash, candidate=candidate)
+    if known is True:
+        return
+    if known is False:
+        raise ServiceError(FailureReason.INVALID_PASSWORD)  # already hashed once: not a new guess
+    if ingest_password_checker.waiting >= MAX_WAITING_PASSWORD_HASHES and not await _trusted(client_ip):
+        raise ServiceError(
+            FailureReason.RATE_LIMITED, "Too many password checks at once; retry shortly.", retry_after=5
+        )
+    if not await ingest_password_checker.verify(stored_hash=stored_hash, candidate=candidate):
+        raise _Rejected(ServiceError(FailureReason.INVALID_PASSWORD), password_guess=True)
 
 
-def _request_metadata(fields: Any, upload: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BoothRequest:
+    upload: UploadedFile
+    password: str
+    metadata: dict[str, Any]
+
+
+def booth_request_read(request: Request) -> BoothRequest:
+    """Parse the booth's multipart body (CPU thread): the photo, the password, every other text field."""
+    try:
+        fields: Any = request.data
+        files = request.FILES
+    except (ParseError, UnsupportedMediaType, SuspiciousOperation) as error:
+        raise ServiceError(FailureReason.INVALID_REQUEST, "Malformed multipart/form-data body.") from error
+    except RequestDataTooBig as error:
+        raise ServiceError(FailureReason.PAYLOAD_TOO_LARGE) from error
+    field_name = next((name for name in FILE_FIELDS if name in files), None)
+    if field_name is None:
+        raise ServiceError(FailureReason.INVALID_REQUEST, "The photo is missing (file part 'fileToUpload').")
+    upload = files[field_name]
+    password = fields.get("password")
+    if not password or not isinstance(password, str):
+        upload.close()
+        raise ServiceError(FailureReason.INVALID_REQUEST, "The 'password' field is missing.")
+    return BoothRequest(
+        upload=upload, password=password, metadata=_request_metadata(fields, field_name, upload)
+    )
+
+
+@dataclass(frozen=True)
+class CheckedPhoto:
+    mime_type: str
+    width: int | None
+    height: int | None
+
+
+def _photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
+    """Size, type (by bytes) and pixel count of the photo, from its header alone (CPU thread)."""
+    limit = min(size_limit_mb * 1024 * 1024, settings.INGEST_ABSOLUTE_MAX_BYTES)
+    if upload.size is None or upload.size > limit:
+        raise ServiceError(
+            FailureReason.PAYLOAD_TOO_LARGE, f"The photo exceeds this slot's limit of {size_limit_mb} MB."
+        )
+    upload.seek(0)
+    mime_type = sniff_image_type(upload.read(SNIFF_BYTES))
+    if mime_type is None:
+        raise ServiceError(FailureReason.UNSUPPORTED_MEDIA_TYPE)
+    try:
+        dimensions = pixel_dimensions(upload, mime_type)
+    except UnreadableImage as error:
+        raise ServiceError(
+            FailureReason.UNSUPPORTED_MEDIA_TYPE,
+            "The photo is damaged or incomplete: its header cannot be read.",
+        ) from error
+    if dimensions is None:
+        return CheckedPhoto(mime_type=mime_type, width=None, height=None)
+    width, height = dimensions
+    if width * height > settings.INGEST_MAX_PIXELS:
+        raise ServiceError(
+            FailureReason.PAYLOAD_TOO_LARGE,
+            f"The photo has too many pixels ({width}×{height}); at most "
+            f"{settings.INGEST_MAX_PIXELS / 1_000_000:g} megapixels are accepted.",
+        )
+    return CheckedPhoto(mime_type=mime_type, width=width, height=height)
+
+
+def _request_metadata(fields: Any, field_name: str, upload: UploadedFile) -> dict[str, Any]:
     """Every text field the booth sent (hash, time, survey answers…) except secrets, plus file facts."""
     metadata: dict[str, Any] = {}
     for name, values in fields.lists():
@@ -137,9 +285,44 @@ def _request_metadata(fields: Any, upload: Any) -> dict[str, Any]:
         if texts:
             metadata[name[:100]] = texts[0] if len(texts) == 1 else texts
     metadata["_upload"] = {
-        "field": upload.field_name,
+        "field": field_name,
         "filename": (upload.name or "")[:255],
         "content_type": (upload.content_type or "")[:100],
         "size_bytes": upload.size,
     }
     return metadata
+
+
+# --- The answer the booth gets -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    job_id: uuid.UUID
+    state: str
+    failure_message: str
+    result_path: str
+    result_mime_type: str
+
+
+def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
+    """Read the job (the only source of truth); at or past the deadline, time it out if still live."""
+    from jobs.models import Job
+
+    for _attempt in range(2):
+        state, expires_at, failure_message, result_path, result_mime_type = (
+            Job.objects.filter(id=job_id)
+            .values_list("state", "expires_at", "failure_message", "result_path", "result_mime_type")
+            .get()
+        )
+        if state in LIVE_STATES and timezone.now() >= expires_at:
+            job_time_out(job_id=job_id)
+            continue  # re-read: we, a worker or cleanup finalized it just now
+        break
+    return IngestOutcome(
+        job_id=job_id,
+        state=state,
+        failure_message=failure_message,
+        result_path=result_path if state == JobState.SUCCEEDED else "",
+        result_mime_type=result_mime_type,
+    )

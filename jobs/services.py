@@ -43,8 +43,10 @@ class NewJobInput:
     provider_settings: dict[str, Any]
     templates: list[dict[str, str]]
     sync_response_seconds: int
-    photo: bytes
-    photo_mime_type: str
+    received_at: datetime  # when the booth's request arrived: the booth's own timeout runs from there
+    input_path: str  # the stored photo, under MEDIA_ROOT
+    input_size_bytes: int
+    input_mime_type: str
     request_metadata: dict[str, Any]
     client_ip: str | None
 
@@ -68,8 +70,8 @@ WITH job AS (
       FROM job
 ), log AS (
     INSERT INTO stats_processinglogentry (created_at, event, slot_id, job_id, job_state, failure_reason,
-                                          client_ip, details)
-    SELECT %(created_at)s, 'ingest_accepted', %(slot_id)s, job.id, '', '', %(client_ip)s, %(details)s::jsonb
+                                          client_ip, password_guess, details)
+    SELECT %(now)s, 'ingest_accepted', %(slot_id)s, job.id, '', '', %(client_ip)s, false, %(details)s::jsonb
       FROM job
 )
 SELECT pg_notify(%(channel)s, '') FROM job
@@ -77,45 +79,40 @@ SELECT pg_notify(%(channel)s, '') FROM job
 
 
 def job_create(*, new: NewJobInput) -> datetime:
-    """Store the input photo, create the pending job with its deadline, and wake the workers.
+    """Create the pending job for an already stored input photo, with its deadline, and wake the workers.
 
-    Returns the job's ``expires_at``. The file is written first and removed again if the insert
-    fails: no orphan file, no job without its input.
+    Returns the job's ``expires_at`` (``received_at`` + the sync window). The caller stored the photo
+    and removes it again if this raises: no orphan file, no job without its input.
     """
     from media.models import new_media_id
 
-    created_at = timezone.now()
+    created_at = new.received_at
     expires_at = deadlines.job_expires_at(
         created_at=created_at, sync_response=timedelta(seconds=new.sync_response_seconds)
     )
-    relative_path = storage.input_path(new.job_id, new.photo_mime_type)
-    storage.write_new(relative_path, new.photo)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _CREATE_SQL,
-                {
-                    "id": new.job_id,
-                    "slot_id": new.slot_id,
-                    "provider": new.provider,
-                    "operation": new.operation,
-                    "settings": json.dumps(new.provider_settings),
-                    "templates": json.dumps(new.templates),
-                    "created_at": created_at,
-                    "expires_at": expires_at,
-                    "metadata": json.dumps(new.request_metadata),
-                    "media_id": new_media_id(),
-                    "path": relative_path,
-                    "mime_type": new.photo_mime_type,
-                    "size": len(new.photo),
-                    "client_ip": new.client_ip,
-                    "details": json.dumps({"size_bytes": len(new.photo), "mime_type": new.photo_mime_type}),
-                    "channel": CHANNEL_JOB_CREATED,
-                },
-            )
-    except BaseException:
-        storage.delete(relative_path)
-        raise
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CREATE_SQL,
+            {
+                "id": new.job_id,
+                "slot_id": new.slot_id,
+                "provider": new.provider,
+                "operation": new.operation,
+                "settings": json.dumps(new.provider_settings),
+                "templates": json.dumps(new.templates),
+                "created_at": created_at,
+                "expires_at": expires_at,
+                "now": timezone.now(),
+                "metadata": json.dumps(new.request_metadata),
+                "media_id": new_media_id(),
+                "path": new.input_path,
+                "mime_type": new.input_mime_type,
+                "size": new.input_size_bytes,
+                "client_ip": new.client_ip,
+                "details": json.dumps({"size_bytes": new.input_size_bytes, "mime_type": new.input_mime_type}),
+                "channel": CHANNEL_JOB_CREATED,
+            },
+        )
     return expires_at
 
 

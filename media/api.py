@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from adrf.views import APIView
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 
-from jobs.api import ErrorSerializer
+from media import storage
 from media.services import public_media_get
-from photochanger.api import AsyncAPIView
+from photochanger.api import error_schema
 from photochanger.db import db_call
+from photochanger.errors import FailureReason, ServiceError
+from photochanger.offload import cpu_call
 
 
-class PublicMediaView(AsyncAPIView):
+class PublicMediaView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+
     @extend_schema(
         operation_id="download_temporary_media",
         summary="A temporary link to a job's photo or template, for providers that download by URL",
@@ -21,14 +29,18 @@ class PublicMediaView(AsyncAPIView):
         parameters=[OpenApiParameter("media_id", str, OpenApiParameter.PATH, description="Random link id")],
         responses={
             (200, "image/*"): OpenApiResponse(response=OpenApiTypes.BINARY),
-            404: OpenApiResponse(response=ErrorSerializer, description="not_found"),
-            410: OpenApiResponse(response=ErrorSerializer, description="gone"),
+            404: error_schema("not_found"),
+            410: error_schema("gone"),
         },
     )
     async def get(self, request: Request, media_id: str) -> HttpResponse:
         media = await db_call(public_media_get, media_id=media_id)
+        try:
+            data = await cpu_call(storage.read, media.path)
+        except FileNotFoundError:
+            raise ServiceError(FailureReason.GONE, "This link has expired.") from None
         return HttpResponse(
-            media.data,
+            data,
             content_type=media.mime_type,
             headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"},
         )

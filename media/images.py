@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import struct
+import warnings
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
 JPEG = "image/jpeg"
 PNG = "image/png"
 WEBP = "image/webp"
@@ -33,3 +39,50 @@ def sniff_image_type(data: bytes) -> str | None:
 
 def extension_for(mime_type: str) -> str:
     return EXTENSIONS.get(mime_type, "bin")
+
+
+# A HEIF image's pixel size lives in its 'ispe' property boxes, near the start of the file.
+_HEIF_HEADER_SCAN_BYTES = 512 * 1024
+
+
+class UnreadableImage(Exception):
+    """The bytes start like an accepted image but its header cannot be read (damaged or not an image)."""
+
+
+def pixel_dimensions(stream: Any, mime_type: str) -> tuple[int, int] | None:
+    """Width and height from the image's header alone (nothing is decoded); None if the format hides them.
+
+    Raises ``UnreadableImage`` when the header is damaged. ``stream`` is left at its start.
+    """
+    stream.seek(0)
+    try:
+        if mime_type in (HEIC, HEIF):
+            return _heif_dimensions(stream.read(_HEIF_HEADER_SCAN_BYTES))
+        with warnings.catch_warnings():
+            # Pillow warns (or refuses) above its own pixel limit; the caller applies ours.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                with Image.open(stream) as image:
+                    return int(image.width), int(image.height)
+            except Image.DecompressionBombError:
+                return _LARGER_THAN_PILLOW_ALLOWS
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+                raise UnreadableImage(str(error)) from error
+    finally:
+        stream.seek(0)
+
+
+# Pillow refuses to even report sizes above twice its MAX_IMAGE_PIXELS: any such image is over our cap.
+_LARGER_THAN_PILLOW_ALLOWS = (1_000_000, 1_000_000)
+
+
+def _heif_dimensions(head: bytes) -> tuple[int, int] | None:
+    largest: tuple[int, int] | None = None
+    position = head.find(b"ispe")
+    while position != -1 and position + 16 <= len(head):
+        # 'ispe' box payload: version/flags (4 bytes), image_width (4), image_height (4), big-endian.
+        width, height = struct.unpack(">II", head[position + 8 : position + 16])
+        if largest is None or width * height > largest[0] * largest[1]:
+            largest = (width, height)
+        position = head.find(b"ispe", position + 4)
+    return largest

@@ -7,19 +7,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
-from media import storage
 from media.models import MediaKind, MediaObject
 from photochanger.deadlines import artifact_expires_at
 from photochanger.errors import FailureReason, ServiceError
-
-_LINK_CONTEXT_SQL = """
-SELECT job.created_at, job.expires_at, studio.public_link_ttl_seconds
-  FROM jobs_job AS job, slots_studiosettings AS studio
- WHERE job.id = %s AND studio.id = 1 AND job.state IN ('pending', 'processing')
-"""
 
 
 def public_link_create(*, job_id: uuid.UUID, path: str, mime_type: str, size_bytes: int = 0) -> str:
@@ -28,12 +20,18 @@ def public_link_create(*, job_id: uuid.UUID, path: str, mime_type: str, size_byt
     It expires at ``min(job.expires_at, now + T_public_link_ttl)`` (``photochanger.deadlines``) and is
     released (410) when the job is finalized. Raises ``ServiceError(gone)`` if the job is already final.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_LINK_CONTEXT_SQL, [job_id])
-        row = cursor.fetchone()
-    if row is None:
+    from jobs.models import Job
+    from jobs.states import LIVE_STATES
+    from slots.services import studio_settings_get
+
+    job_expires_at = (
+        Job.objects.filter(id=job_id, state__in=list(LIVE_STATES))
+        .values_list("expires_at", flat=True)
+        .first()
+    )
+    if job_expires_at is None:
         raise ServiceError(FailureReason.GONE, "The job is already final.")
-    _created_at, job_expires_at, ttl_seconds = row
+    ttl_seconds = studio_settings_get().public_link_ttl_seconds
     now = timezone.now()
     link = MediaObject.objects.create(
         job_id=job_id,
@@ -52,24 +50,19 @@ def public_link_create(*, job_id: uuid.UUID, path: str, mime_type: str, size_byt
 
 @dataclass(frozen=True)
 class PublicMedia:
-    data: bytes
+    path: str
     mime_type: str
 
 
 def public_media_get(*, media_id: str) -> PublicMedia:
     """The file behind a live public link; ``not_found`` for unknown ids, ``gone`` once expired."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT path, mime_type, expires_at, deleted_at FROM media_mediaobject WHERE id = %s AND kind = 'public_link'",
-            [media_id[:64]],
-        )
-        row = cursor.fetchone()
-    if row is None:
+    link = (
+        MediaObject.objects.filter(id=media_id[:64], kind=MediaKind.PUBLIC_LINK)
+        .only("path", "mime_type", "expires_at", "deleted_at")
+        .first()
+    )
+    if link is None:
         raise ServiceError(FailureReason.NOT_FOUND)
-    path, mime_type, expires_at, deleted_at = row
-    if deleted_at is not None or expires_at <= timezone.now():
+    if link.deleted_at is not None or link.expires_at <= timezone.now():
         raise ServiceError(FailureReason.GONE, "This link has expired.")
-    try:
-        return PublicMedia(data=storage.read(path), mime_type=mime_type)
-    except FileNotFoundError:
-        raise ServiceError(FailureReason.GONE, "This link has expired.") from None
+    return PublicMedia(path=link.path, mime_type=link.mime_type)

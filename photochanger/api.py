@@ -1,8 +1,7 @@
-"""API plumbing shared by every DRF view: async dispatch and the one exception handler.
+"""API plumbing shared by every DRF view: the error body's serializer and the one exception handler.
 
-``AsyncAPIView`` runs DRF's request set-up inline on the event loop (no thread hop: the views that use
-it have no database-backed authentication) and awaits ``async def`` handlers, so a held booth request is
-a coroutine, not a thread.
+Booth-facing views are ``adrf`` async API views, served by ``photochanger.asgi.BoothPaths``; staff
+endpoints are plain DRF views behind the admin session.
 """
 
 from __future__ import annotations
@@ -10,46 +9,29 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.http import HttpRequest, HttpResponseBase
-from rest_framework import exceptions
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from photochanger.errors import FailureReason, ServiceError
 
 logger = logging.getLogger(__name__)
 
 
-class AsyncAPIView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes: list[Any] = []
+class ErrorSerializer(serializers.Serializer[Any]):
+    """The error body: status, failure_reason and message, plus job_id and retry_after where they apply."""
 
-    view_is_async = True
+    status = serializers.ChoiceField(choices=["error", "timeout"])
+    failure_reason = serializers.ChoiceField(choices=FailureReason.values)
+    message = serializers.CharField()
+    job_id = serializers.UUIDField(required=False)
+    retry_after = serializers.IntegerField(required=False)
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        return self._async_dispatch(request, *args, **kwargs)
 
-    async def _async_dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        self.args = args
-        self.kwargs = kwargs
-        drf_request = self.initialize_request(request, *args, **kwargs)
-        self.request = drf_request
-        self.headers = self.default_response_headers
-        try:
-            self.initial(drf_request, *args, **kwargs)
-            handler = getattr(self, (drf_request.method or "").lower(), None)
-            if (
-                drf_request.method is None
-                or drf_request.method.lower() not in self.http_method_names
-                or handler is None
-            ):
-                raise exceptions.MethodNotAllowed(drf_request.method or "")
-            response = await handler(drf_request, *args, **kwargs)
-        except Exception as error:
-            response = self.handle_exception(error)
-        self.response = self.finalize_response(drf_request, response, *args, **kwargs)
-        return self.response
+def error_schema(description: str) -> OpenApiResponse:
+    """An OpenAPI response documenting the error body for the given failure reasons."""
+    return OpenApiResponse(response=ErrorSerializer, description=description)
 
 
 def error_response(error: ServiceError) -> Response:

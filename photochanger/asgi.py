@@ -1,18 +1,26 @@
 """ASGI entry point: ``uvicorn photochanger.asgi:application``.
 
-Two things happen before Django sees a request:
+``application`` is Django's own ASGI handler behind one plain ASGI middleware, ``BoothPaths``, that
+serves the booth-facing paths (``/ingest/``, ``/api/ingest/``, ``/public/``) itself:
 
-- booth uploads whose ``Content-Length`` already exceeds what the slot accepts are refused with 413
-  before the body is read (the booth sends ``Expect: 100-continue``, so it never uploads the bytes);
-- the booth-facing paths (``/ingest/``, ``/api/ingest/``, ``/public/``) are served without Django's
-  per-request thread (``ThreadSensitiveContext``): their views are async and run their queries in the
-  fixed pool of ``photochanger.db``, so a thousand held requests do not mean a thousand threads.
+- an upload whose ``Content-Length`` already exceeds what the slot accepts is refused with 413 before
+  the body is read (the booth sends ``Expect: 100-continue``, so it never uploads the bytes);
+- the body is received under a time limit, a size limit and a memory budget (``photochanger.intake``);
+- the request is routed through ``urls.py`` (``django.urls.resolve``) to its async view and answered,
+  without Django's per-request thread and without the admin's session/CSRF/auth middleware: booth
+  requests carry no cookies, and their views run their queries in the fixed pools of
+  ``photochanger.db``, so a thousand held booth requests are a thousand coroutines, not threads.
+
+Everything else (admin, static files) goes to Django's handler unchanged. Only public Django APIs are
+used: ``ASGIHandler.create_request`` / ``send_response``, ``resolve``, and the views themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import re
 from typing import Any
@@ -24,41 +32,48 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "photochanger.settings")
 django_application = get_asgi_application()
 
 from django.conf import settings  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler  # noqa: E402
-from django.core.handlers.exception import convert_exception_to_response  # noqa: E402
-from django.utils.module_loading import import_string  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest  # noqa: E402
+from django.http import HttpResponse  # noqa: E402
+from django.http.response import HttpResponseBase  # noqa: E402
+from django.urls import Resolver404, resolve  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from photochanger.errors import FailureReason, ServiceError  # noqa: E402
+from photochanger.intake import (  # noqa: E402
+    BODY_SCOPE_KEY,
+    RECEIVED_AT_SCOPE_KEY,
+    BodyTimeout,
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    ReceivedBody,
+    memory_budget,
+    receive_body,
+)
+
+logger = logging.getLogger(__name__)
 
 INGEST_PATH = re.compile(r"^/(?:api/)?ingest/(?P<slot_id>[^/]+)/?$")
-HOT_PREFIXES = ("/ingest/", "/api/ingest/", "/public/")
+BOOTH_PREFIXES = ("/ingest/", "/api/ingest/", "/public/")
 # Room for the multipart envelope and the booth's text fields around the photo itself.
 MULTIPART_ALLOWANCE_BYTES = 256 * 1024
+# Public downloads are GETs: they have no business sending a body.
+PUBLIC_MAX_BODY_BYTES = 64 * 1024
+# Headers every booth-path answer carries (the admin gets them from SecurityMiddleware).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 Scope = dict[str, Any]
 
 
-class HotPathASGIHandler(ASGIHandler):
-    """Django's handler without the per-request thread context (see module docstring).
-
-    Its middleware is ``HOT_PATH_MIDDLEWARE``: booth requests carry no session, cookie or CSRF token, so
-    the admin's session/auth/CSRF/messages/locale layers would only cost time on every photo.
-    """
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        await self.handle(scope, receive, send)
-
-    def load_middleware(self, is_async: bool = False) -> None:
-        self._view_middleware: list[Any] = []
-        self._template_response_middleware: list[Any] = []
-        self._exception_middleware: list[Any] = []
-        handler = convert_exception_to_response(self._get_response_async)  # type: ignore[attr-defined]
-        for middleware_path in reversed(settings.HOT_PATH_MIDDLEWARE):
-            handler = convert_exception_to_response(import_string(middleware_path)(handler))
-        self._middleware_chain = handler
-
-
-hot_path_application = HotPathASGIHandler()
+def error_http_response(error: ServiceError, *, close: bool = False) -> HttpResponse:
+    headers = {"Cache-Control": "no-store"}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    if close:
+        headers["Connection"] = "close"
+    return HttpResponse(
+        json.dumps(error.body()), status=error.http_status, content_type="application/json", headers=headers
+    )
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -71,116 +86,155 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _early_rejection(scope: Scope) -> ServiceError | None:
-    """A 413 decided from headers alone, or None to let the view decide after reading the body."""
-    match = INGEST_PATH.match(scope.get("path", ""))
-    length = _content_length(scope)
-    if scope.get("method") != "POST" or match is None or length is None:
-        return None
-    if length <= 1024 * 1024 + MULTIPART_ALLOWANCE_BYTES:
-        return None  # no slot accepts less than 1 MB: nothing to decide early
+def ingest_body_limit(size_limit_mb: int | None) -> int:
+    """The most body bytes an ingest may send: the slot's photo limit (or the absolute cap) plus room."""
+    photo_limit = settings.INGEST_ABSOLUTE_MAX_BYTES
+    if size_limit_mb is not None:
+        photo_limit = min(int(size_limit_mb) * 1024 * 1024, photo_limit)
+    return photo_limit + MULTIPART_ALLOWANCE_BYTES
+
+
+async def _slot_size_limit_mb(slot_id: str) -> int | None:
     from photochanger.db import db_call
-    from slots.models import Slot
+    from slots.selectors import slot_size_limit_mb
 
-    slot_id = match.group("slot_id")
-    limit = await db_call(
-        lambda: (
-            Slot.objects.filter(id=slot_id, is_active=True).values_list("size_limit_mb", flat=True).first()
-        )
-    )
-    if limit is None:
-        return None  # unknown or disabled slot: the view answers 404 in the catalogue's order
-    allowed = min(int(limit) * 1024 * 1024, settings.INGEST_ABSOLUTE_MAX_BYTES) + MULTIPART_ALLOWANCE_BYTES
-    if length <= allowed:
-        return None
-    return ServiceError(
-        FailureReason.PAYLOAD_TOO_LARGE, f"The photo exceeds this slot's limit of {limit} MB."
-    )
+    return await db_call(slot_size_limit_mb, slot_id=slot_id)
 
 
-async def _send_error(send: Any, error: ServiceError) -> None:
-    body = json.dumps(error.body()).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.http_status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+class BoothPaths:
+    """Plain ASGI middleware: serves the booth-facing paths, hands everything else to Django."""
 
+    def __init__(self, django: ASGIHandler) -> None:
+        self.django = django
 
-class IntakeGate:
-    """Bounds how many booth uploads are read and accepted at once (``INGEST_MAX_CONCURRENT_INTAKE``).
-
-    A request takes a place when its body is first read and gives it back once the photo is stored
-    (the view calls ``release``) or the request ends. Requests waiting for a place leave their bytes in
-    the socket (uvicorn stops reading past its buffer), so a thousand simultaneous uploads do not
-    become a thousand photos in memory.
-    """
-
-    _semaphore: asyncio.Semaphore | None = None
-
-    def __init__(self) -> None:
-        if IntakeGate._semaphore is None:
-            IntakeGate._semaphore = asyncio.Semaphore(settings.INGEST_MAX_CONCURRENT_INTAKE)
-        self._state = "waiting"
-
-    async def acquire(self) -> None:
-        if self._state == "waiting":
-            assert IntakeGate._semaphore is not None
-            await IntakeGate._semaphore.acquire()
-            self._state = "held"
-
-    def release(self) -> None:
-        if self._state == "held":
-            assert IntakeGate._semaphore is not None
-            IntakeGate._semaphore.release()
-        self._state = "done"
-
-
-async def application(scope: Scope, receive: Any, send: Any) -> None:
-    if scope["type"] != "http" or not scope.get("path", "").startswith(HOT_PREFIXES):
-        await django_application(scope, receive, send)
-        return
-    try:
-        rejection = await _early_rejection(scope)
-    except ServiceError as error:
-        rejection = error
-    if rejection is not None:
-        from jobs.ingest import ingest_log_rejection
-        from photochanger.db import db_call
-
+    async def __call__(self, scope: Scope, receive: Receive, send: Any) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith(BOOTH_PREFIXES):
+            await self.django(scope, receive, send)
+            return
+        scope[RECEIVED_AT_SCOPE_KEY] = timezone.now()
         match = INGEST_PATH.match(scope["path"])
-        client = scope.get("client") or (None, None)
+        is_ingest = match is not None and scope.get("method") == "POST"
+        slot_id = match.group("slot_id") if match else ""
         try:
-            await db_call(
-                ingest_log_rejection,
-                slot_id=match.group("slot_id") if match else "",
-                reason=rejection.reason,
-                client_ip=client[0],
-                duration_ms=0,
+            max_bytes = await self._body_limit(scope, slot_id) if is_ingest else PUBLIC_MAX_BODY_BYTES
+        except ServiceError as error:
+            await self._refuse(scope, send, slot_id, error, log=is_ingest)
+            return
+        body = ReceivedBody(memory_budget(), settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
+        scope[BODY_SCOPE_KEY] = body
+        try:
+            try:
+                await receive_body(
+                    receive, body, timeout=settings.INGEST_BODY_TIMEOUT_SECONDS, max_bytes=max_bytes
+                )
+            except ClientGone:
+                return
+            except BodyTimeout:
+                timeout = settings.INGEST_BODY_TIMEOUT_SECONDS
+                too_slow = ServiceError(
+                    FailureReason.REQUEST_TIMEOUT, f"The photo did not arrive within {timeout:g} s."
+                )
+                await self._refuse(scope, send, slot_id, too_slow, log=is_ingest)
+                return
+            except BodyTooLarge:
+                too_large = ServiceError(FailureReason.PAYLOAD_TOO_LARGE)
+                await self._refuse(scope, send, slot_id, too_large, log=is_ingest)
+                return
+            await self._serve(scope, receive, send, body)
+        finally:
+            body.close()
+
+    async def _body_limit(self, scope: Scope, slot_id: str) -> int:
+        """The body size allowed for this ingest; raises 413 at once when Content-Length is over it."""
+        length = _content_length(scope)
+        if length is None or length <= ingest_body_limit(1):
+            return ingest_body_limit(None)  # small (no slot allows less than 1 MB) or length unknown
+        limit_mb = await _slot_size_limit_mb(slot_id)
+        if length > ingest_body_limit(limit_mb):
+            if limit_mb is None:
+                raise ServiceError(FailureReason.PAYLOAD_TOO_LARGE)
+            raise ServiceError(
+                FailureReason.PAYLOAD_TOO_LARGE, f"The photo exceeds this slot's limit of {limit_mb} MB."
             )
-        except ServiceError:
-            pass  # the database is down: the answer below still goes out
-        await _send_error(send, rejection)
-        return
-    if INGEST_PATH.match(scope.get("path", "")) is None or scope.get("method") != "POST":
-        await hot_path_application(scope, receive, send)
-        return
-    gate = IntakeGate()
-    scope["photochanger.intake_gate"] = gate
+        return ingest_body_limit(limit_mb)
 
-    async def gated_receive() -> Any:
-        await gate.acquire()
-        return await receive()
+    async def _refuse(self, scope: Scope, send: Any, slot_id: str, error: ServiceError, *, log: bool) -> None:
+        """Answer before the view ran (the connection is closed: the rest of the body is not read)."""
+        if log:
+            from jobs.ingest import ingest_log_rejection
+            from photochanger.db import db_call
 
-    try:
-        await hot_path_application(scope, gated_receive, send)
-    finally:
-        gate.release()
+            client = scope.get("client") or (None, None)
+            with contextlib.suppress(ServiceError):  # the database is down: the answer still goes out
+                await db_call(
+                    ingest_log_rejection,
+                    slot_id=slot_id,
+                    reason=error.reason,
+                    client_ip=client[0],
+                    duration_ms=int((timezone.now() - scope[RECEIVED_AT_SCOPE_KEY]).total_seconds() * 1000),
+                )
+        await self._send(error_http_response(error, close=True), send)
+
+    async def _send(self, response: HttpResponseBase, send: Any) -> None:
+        await self.django.send_response(self._finish(response), send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Any, body: ReceivedBody) -> None:
+        request, _refusal = self.django.create_request(scope, body.file)
+        if request is None:
+            await self._send(
+                error_http_response(ServiceError(FailureReason.INVALID_REQUEST), close=True), send
+            )
+            return
+        try:
+            view = asyncio.ensure_future(self._call_view(request))
+            # The booth may hang up while its request is held: stop waiting for it (the job goes on).
+            hangup = asyncio.ensure_future(self._wait_for_disconnect(receive))
+            await asyncio.wait({view, hangup}, return_when=asyncio.FIRST_COMPLETED)
+            hangup.cancel()
+            if not view.done():
+                view.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await view
+                return
+            response = view.result()
+            await self._send(response, send)
+            response.close()
+        finally:
+            request.close()
+
+    async def _call_view(self, request: ASGIRequest) -> HttpResponseBase:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return error_http_response(ServiceError(FailureReason.NOT_FOUND))
+        request.resolver_match = match
+        try:
+            response = match.func(request, *match.args, **match.kwargs)
+            if asyncio.iscoroutine(response):
+                response = await response
+            render = getattr(response, "render", None)
+            if callable(render):
+                response = render()  # DRF responses render lazily; JSON bodies are tiny
+        except Exception:
+            logger.exception("unhandled error in %s", request.path)
+            response = error_http_response(ServiceError(FailureReason.INTERNAL_ERROR))
+        return response
+
+    @staticmethod
+    def _finish(response: HttpResponseBase) -> HttpResponseBase:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        # Booth software reads the image by its length: no chunked encoding.
+        if not response.streaming and "Content-Length" not in response:
+            response["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]
+        return response
+
+    @staticmethod
+    async def _wait_for_disconnect(receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+
+application = BoothPaths(django_application)

@@ -2,7 +2,9 @@
 
 Django's ORM is synchronous. Instead of Django's per-request threads (one thread and one connection per
 held request), hot-path code runs its ORM calls in one small fixed pool of threads per process, so a
-thousand held booth requests cost a handful of connections. Each pool thread keeps its connection.
+thousand held booth requests cost a handful of connections. With Django's connection pool configured
+(``OPTIONS["pool"]``), every call hands its connection back to the pool when it returns, so the pool
+checks, recycles and reconnects them; without one, each thread keeps its own connection.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ def _get_housekeeping_executor() -> ThreadPoolExecutor:
     return _housekeeping_executor
 
 
+def uses_connection_pool() -> bool:
+    return bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
+
+
 def _run(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
     try:
         return function(*args, **kwargs)
@@ -59,6 +65,11 @@ def _run(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         raise ServiceError(
             FailureReason.SERVICE_UNAVAILABLE, "The database is unavailable; retry shortly."
         ) from error
+    finally:
+        if uses_connection_pool():
+            # Back to Django's pool (which discards it if it broke), not kept by this thread.
+            with contextlib.suppress(DatabaseError):
+                connection.close()
 
 
 async def db_call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

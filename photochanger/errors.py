@@ -28,6 +28,7 @@ class FailureReason(models.TextChoices):
     NOT_FOUND = "not_found", _("Not found")
     GONE = "gone", _("Gone")
     METHOD_NOT_ALLOWED = "method_not_allowed", _("Method not allowed")
+    REQUEST_TIMEOUT = "request_timeout", _("Request timeout")
 
 
 HTTP_STATUS: dict[FailureReason, int] = {
@@ -45,6 +46,7 @@ HTTP_STATUS: dict[FailureReason, int] = {
     FailureReason.NOT_FOUND: 404,
     FailureReason.GONE: 410,
     FailureReason.METHOD_NOT_ALLOWED: 405,
+    FailureReason.REQUEST_TIMEOUT: 408,
 }
 
 # Default client-facing messages (English: the booth and its operator read these, not staff).
@@ -63,6 +65,7 @@ DEFAULT_MESSAGES: dict[FailureReason, str] = {
     FailureReason.NOT_FOUND: "Nothing is stored under this id.",
     FailureReason.GONE: "This file has expired and was deleted.",
     FailureReason.METHOD_NOT_ALLOWED: "This HTTP method is not allowed here.",
+    FailureReason.REQUEST_TIMEOUT: "The photo did not arrive in time; the upload was too slow.",
 }
 
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "servestatic",
     "rest_framework",
+    "adrf",
     "drf_spectacular",
     "photochanger",
     "slots",
@@ -78,12 +79,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# Booth-facing paths (/ingest/, /api/ingest/, /public/) run through this shorter, async-only chain
-# (photochanger.asgi.HotPathASGIHandler): no sessions, cookies or CSRF there.
-HOT_PATH_MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "photochanger.middleware.content_length_middleware",
-]
+# Booth-facing paths (/ingest/, /api/ingest/, /public/) do not go through MIDDLEWARE: the ASGI
+# middleware photochanger.asgi.BoothPaths serves them (no sessions, cookies or CSRF there).
 
 ROOT_URLCONF = "photochanger.urls"
 
@@ -192,12 +189,25 @@ SPECTACULAR_SETTINGS = {
 
 # Threads (and so database connections) per process for the hot path (photochanger.db).
 DB_EXECUTOR_THREADS = env.int("DB_EXECUTOR_THREADS", default=4)
-# Booth uploads read and stored at once per web process; more wait with their bytes in the socket.
+# Threads per process for CPU and disk work: multipart parsing, image checks, file copies
+# (photochanger.offload.cpu_call), and for the ingest password's slow hash (hash_call).
+CPU_EXECUTOR_THREADS = env.int("CPU_EXECUTOR_THREADS", default=4)
+PASSWORD_HASH_THREADS = env.int("PASSWORD_HASH_THREADS", default=1)
+# Photos parsed, checked and stored at once per web process (photochanger.intake.intake_place).
 INGEST_MAX_CONCURRENT_INTAKE = env.int("INGEST_MAX_CONCURRENT_INTAKE", default=32)
+# A booth's whole body must arrive within this many seconds (then 408); slow bodies hold no place.
+INGEST_BODY_TIMEOUT_SECONDS = env.float("INGEST_BODY_TIMEOUT_SECONDS", default=30.0)
+# Request bodies held in memory at once per web process; beyond it they are spooled to disk.
+INGEST_BODY_MEMORY_BUDGET_BYTES = env.int("INGEST_BODY_MEMORY_BUDGET_BYTES", default=64 * 1024 * 1024)
+# Photos with more pixels are refused at ingest (413), judged from the header: decompression bombs.
+INGEST_MAX_PIXELS = env.int("INGEST_MAX_PIXELS", default=50_000_000)
 # A web process refuses new ingests with 503 beyond this many held requests.
 INGEST_MAX_HELD_REQUESTS = env.int("INGEST_MAX_HELD_REQUESTS", default=2000)
-# Failed ingest passwords from one client within the window before 429.
+# New wrong ingest passwords within the window before 429: from one client, and from all clients
+# together (then only clients with a recently accepted photo get in). Repeating a known-wrong password
+# (a booth left on an old one) costs nothing and does not count.
 INGEST_PASSWORD_FAILURES_ALLOWED = env.int("INGEST_PASSWORD_FAILURES_ALLOWED", default=10)
+INGEST_PASSWORD_GLOBAL_FAILURES_ALLOWED = env.int("INGEST_PASSWORD_GLOBAL_FAILURES_ALLOWED", default=100)
 INGEST_PASSWORD_FAILURE_WINDOW_SECONDS = env.int("INGEST_PASSWORD_FAILURE_WINDOW_SECONDS", default=300)
 # Initial caps on calls in flight per provider across all workers (so a burst cannot trip the provider's
 # rate limit); staff edit them in Studio settings afterwards. A provider not listed (local) has no cap.

@@ -60,3 +60,12 @@ def slot_context_get(*, slot_id: str) -> SlotContext | None:
         ingest_password_hash=row[7] or "",
         templates=json.loads(templates) if isinstance(templates, str) else templates,
     )
+
+
+def slot_size_limit_mb(*, slot_id: str) -> int | None:
+    """The photo size limit of an active slot; None for an unknown or inactive slot."""
+    from slots.models import Slot
+
+    return (
+        Slot.objects.filter(id=slot_id[:16], is_active=True).values_list("size_limit_mb", flat=True).first()
+    )

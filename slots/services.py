@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,42 +98,15 @@ def ingest_password_set(*, password: str, user: User | None = None) -> StudioSet
     return studio_settings_get()
 
 
-class _VerifiedPasswords:
-    """Remembers which (hash, password digest) pairs already passed the slow hash check.
-
-    Django's password hashers are deliberately slow (hundreds of ms); a booth sends the same password
-    with every photo. Only successes are remembered, keyed by the stored hash, so rotating the password
-    invalidates them. Only a SHA-256 digest of the candidate is kept in memory.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[str, bytes] = {}
-
-    def matches(self, stored_hash: str, digest: bytes) -> bool:
-        with self._lock:
-            known = self._entries.get(stored_hash)
-        return known is not None and hmac.compare_digest(known, digest)
-
-    def remember(self, stored_hash: str, digest: bytes) -> None:
-        with self._lock:
-            self._entries = {stored_hash: digest}
-
-
-_verified_passwords = _VerifiedPasswords()
-
-
 def ingest_password_check(*, stored_hash: str, candidate: str) -> bool:
-    """True when ``candidate`` is the configured ingest password. No password configured: always False."""
+    """True when ``candidate`` is the configured ingest password. No password configured: always False.
+
+    The plain, slow check. The ingest hot path uses ``slots.passwords.ingest_password_checker``, which
+    remembers results and hashes on its own thread.
+    """
     if not stored_hash or not candidate:
         return False
-    digest = hashlib.sha256(candidate.encode()).digest()
-    if _verified_passwords.matches(stored_hash, digest):
-        return True
-    if check_password(candidate, stored_hash):
-        _verified_passwords.remember(stored_hash, digest)
-        return True
-    return False
+    return bool(check_password(candidate, stored_hash))
 
 
 def slot_update(*, slot: Slot, fields: dict[str, Any], user: User | None = None) -> Slot:

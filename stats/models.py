@@ -28,6 +28,9 @@ class ProcessingLogEntry(models.Model):
     failure_reason = models.CharField(_("failure reason"), max_length=32, blank=True)
     duration_ms = models.PositiveIntegerField(_("duration, ms"), null=True, blank=True)
     client_ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
+    # A wrong ingest password this service had not seen before (it had to be hashed): what the
+    # password lockout counts. Repeats of a known-wrong password (a booth left on an old one) do not.
+    password_guess = models.BooleanField(_("new wrong password"), default=False, db_default=False)
     details = models.JSONField(_("details"), default=dict, blank=True)
 
     class Meta:
@@ -36,11 +39,23 @@ class ProcessingLogEntry(models.Model):
         verbose_name_plural = _("processing log")
         indexes = [
             models.Index(fields=["slot_id", "-created_at"], name="log_slot_recent_idx"),
-            # ingest password lockout: recent invalid_password rejections from one client.
+            # Ingest password lockout, per client: stats.selectors.password_guesses_count(client_ip=…).
             models.Index(
                 fields=["client_ip", "created_at"],
-                name="log_password_failures_idx",
-                condition=models.Q(failure_reason="invalid_password"),
+                name="log_password_guesses_idx",
+                condition=models.Q(password_guess=True),
+            ),
+            # Ingest password lockout, all clients: stats.selectors.password_guesses_count().
+            models.Index(
+                fields=["created_at"],
+                name="log_all_password_guesses_idx",
+                condition=models.Q(password_guess=True),
+            ),
+            # Trusted clients (a recent accepted photo): stats.selectors.client_recently_accepted.
+            models.Index(
+                fields=["client_ip", "created_at"],
+                name="log_client_accepted_idx",
+                condition=models.Q(event="ingest_accepted"),
             ),
         ]
 

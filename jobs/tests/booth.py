@@ -98,6 +98,7 @@ def booth_post(
     content_type: str = f"multipart/form-data; boundary={BOUNDARY}",
     content_length: int | None = None,
     timeout: float = 90,
+    source: str | None = None,
 ) -> BoothResponse:
     """POST like the booth: headers with Expect: 100-continue, body only after 100 Continue."""
     started = time.monotonic()
@@ -106,7 +107,11 @@ def booth_post(
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n"
         f"Content-Type: {content_type}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
     ).encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    # ``source``: another loopback address (127.0.0.2, …) plays another booth or client.
+    source_address = (source, 0) if source else None
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=timeout, source_address=source_address
+    ) as sock:
         sock.sendall(head)
         reader = sock.makefile("rb")
         status_line = reader.readline()
