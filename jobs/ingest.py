@@ -28,7 +28,7 @@ from rest_framework.request import Request
 from jobs.services import NewJobInput, job_create, job_time_out
 from jobs.states import LIVE_STATES, JobState
 from media import storage
-from media.images import UnreadableImage, pixel_dimensions, sniff_image_type
+from media.images import FarTooManyPixels, UnreadableImage, pixel_dimensions, sniff_image_type
 from photochanger.db import db_call
 from photochanger.errors import HTTP_STATUS, FailureReason, ServiceError
 from photochanger.intake import intake_place, release_body
@@ -256,6 +256,7 @@ def _photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
     mime_type = sniff_image_type(upload.read(SNIFF_BYTES))
     if mime_type is None:
         raise ServiceError(FailureReason.UNSUPPORTED_MEDIA_TYPE)
+    cap = f"at most {settings.INGEST_MAX_PIXELS / 1_000_000:g} megapixels are accepted"
     try:
         dimensions = pixel_dimensions(upload, mime_type)
     except UnreadableImage as error:
@@ -263,14 +264,16 @@ def _photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
             FailureReason.UNSUPPORTED_MEDIA_TYPE,
             "The photo is damaged or incomplete: its header cannot be read.",
         ) from error
+    except FarTooManyPixels as error:
+        raise ServiceError(
+            FailureReason.PAYLOAD_TOO_LARGE, f"The photo has far too many pixels; {cap}."
+        ) from error
     if dimensions is None:
         return CheckedPhoto(mime_type=mime_type, width=None, height=None)
     width, height = dimensions
     if width * height > settings.INGEST_MAX_PIXELS:
         raise ServiceError(
-            FailureReason.PAYLOAD_TOO_LARGE,
-            f"The photo has too many pixels ({width}×{height}); at most "
-            f"{settings.INGEST_MAX_PIXELS / 1_000_000:g} megapixels are accepted.",
+            FailureReason.PAYLOAD_TOO_LARGE, f"The photo has too many pixels ({width}×{height}); {cap}."
         )
     return CheckedPhoto(mime_type=mime_type, width=width, height=height)
 

@@ -28,7 +28,8 @@ def _final_among(job_ids: list[uuid.UUID]) -> list[uuid.UUID]:
 
 
 class JobWaiters:
-    def __init__(self) -> None:
+    def __init__(self, recheck_seconds: float = RECHECK_SECONDS) -> None:
+        self.recheck_seconds = recheck_seconds
         self._futures: dict[uuid.UUID, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._recheck_task: asyncio.Task[None] | None = None
@@ -81,13 +82,20 @@ class JobWaiters:
 
     async def _recheck_forever(self) -> None:
         while True:
-            await asyncio.sleep(RECHECK_SECONDS)
+            await asyncio.sleep(self.recheck_seconds)
             try:
                 await self._recheck_once()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 logger.warning("waiter recheck failed: %s", error.__class__.__name__)
+
+    def stop(self) -> None:
+        """Cancel the LISTEN and re-check tasks (end of a test; a process just exits)."""
+        for task in (self._task, self._recheck_task):
+            if task is not None:
+                task.cancel()
+        self._task = self._recheck_task = None
 
     async def _recheck_once(self) -> None:
         waiting = [job_id for job_id, future in self._futures.items() if not future.done()]

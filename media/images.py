@@ -49,10 +49,15 @@ class UnreadableImage(Exception):
     """The bytes start like an accepted image but its header cannot be read (damaged or not an image)."""
 
 
+class FarTooManyPixels(Exception):
+    """The header declares more pixels than Pillow agrees to even describe (a decompression bomb)."""
+
+
 def pixel_dimensions(stream: Any, mime_type: str) -> tuple[int, int] | None:
     """Width and height from the image's header alone (nothing is decoded); None if the format hides them.
 
-    Raises ``UnreadableImage`` when the header is damaged. ``stream`` is left at its start.
+    Raises ``UnreadableImage`` when the header is damaged, ``FarTooManyPixels`` above twice Pillow's own
+    limit (``Image.MAX_IMAGE_PIXELS``). ``stream`` is left at its start.
     """
     stream.seek(0)
     try:
@@ -64,16 +69,12 @@ def pixel_dimensions(stream: Any, mime_type: str) -> tuple[int, int] | None:
             try:
                 with Image.open(stream) as image:
                     return int(image.width), int(image.height)
-            except Image.DecompressionBombError:
-                return _LARGER_THAN_PILLOW_ALLOWS
+            except Image.DecompressionBombError as error:
+                raise FarTooManyPixels(str(error)) from error
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
                 raise UnreadableImage(str(error)) from error
     finally:
         stream.seek(0)
-
-
-# Pillow refuses to even report sizes above twice its MAX_IMAGE_PIXELS: any such image is over our cap.
-_LARGER_THAN_PILLOW_ALLOWS = (1_000_000, 1_000_000)
 
 
 def _heif_dimensions(head: bytes) -> tuple[int, int] | None:

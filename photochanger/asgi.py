@@ -147,16 +147,16 @@ class BoothPaths:
     async def _body_limit(self, scope: Scope, slot_id: str) -> int:
         """The body size allowed for this ingest; raises 413 at once when Content-Length is over it."""
         length = _content_length(scope)
-        if length is None or length <= ingest_body_limit(1):
-            return ingest_body_limit(None)  # small (no slot allows less than 1 MB) or length unknown
+        if length is not None and length <= ingest_body_limit(1):
+            return ingest_body_limit(None)  # small: no slot allows less than 1 MB, nothing to look up
         limit_mb = await _slot_size_limit_mb(slot_id)
-        if length > ingest_body_limit(limit_mb):
+        if length is not None and length > ingest_body_limit(limit_mb):
             if limit_mb is None:
                 raise ServiceError(FailureReason.PAYLOAD_TOO_LARGE)
             raise ServiceError(
                 FailureReason.PAYLOAD_TOO_LARGE, f"The photo exceeds this slot's limit of {limit_mb} MB."
             )
-        return ingest_body_limit(limit_mb)
+        return ingest_body_limit(limit_mb)  # also bounds a chunked body, which has no length to check
 
     async def _refuse(self, scope: Scope, send: Any, slot_id: str, error: ServiceError, *, log: bool) -> None:
         """Answer before the view ran (the connection is closed: the rest of the body is not read)."""
@@ -179,6 +179,13 @@ class BoothPaths:
         await self.django.send_response(self._finish(response), send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Any, body: ReceivedBody) -> None:
+        if _content_length(scope) is None:
+            # A chunked body: now that it is complete its length is known, and Django's form parsers
+            # need it. (The ASGI scope is the application's to read and extend.)
+            headers = [
+                (name, value) for name, value in scope.get("headers", []) if name != b"transfer-encoding"
+            ]
+            scope["headers"] = [*headers, (b"content-length", str(body.size).encode())]
         request, _refusal = self.django.create_request(scope, body.file)
         if request is None:
             await self._send(

@@ -6,10 +6,13 @@ the body (or takes the final answer if the server refuses from the headers alone
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import socket
+import struct
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,49 @@ def make_jpeg(width: int = 640, height: int = 427, *, quality: int = 90, noise: 
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
+
+
+@functools.cache
+def make_dslr_jpeg() -> bytes:
+    """A 20-megapixel (5472×3648) JPEG of about 6.5 MB, like a DSLR's: gradients under fine noise."""
+    width, height = 5472, 3648
+    gradient = Image.linear_gradient("L")
+    channels = [gradient.resize((width, height)), gradient.rotate(90).resize((width, height))]
+    channels.append(Image.new("L", (width, height), 120))
+    noise = Image.effect_noise((width // 2, height // 2), 40).resize((width, height))
+    image = Image.merge("RGB", [Image.blend(channel, noise, 0.35) for channel in channels])
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=93)
+    return buffer.getvalue()
+
+
+def pad_jpeg(photo: bytes, size: int) -> bytes:
+    """The same JPEG grown to exactly ``size`` bytes with comment (COM) segments after its SOI marker."""
+    missing = size - len(photo)
+    segments = []
+    while missing > 0:
+        # A segment is its 2-byte marker, a 2-byte length (counting itself) and at most 65533 bytes.
+        payload = max(0, min(65533, missing - 4))
+        if missing - (payload + 4) in (1, 2, 3):
+            payload -= 4  # never leave a remainder too small for one more segment
+        segments.append(b"\xff\xfe" + struct.pack(">H", payload + 2) + b"\x00" * payload)
+        missing -= payload + 4
+    padded = photo[:2] + b"".join(segments) + photo[2:]
+    assert len(padded) == size
+    return padded
+
+
+def make_png_bomb(width: int = 20000, height: int = 20000) -> bytes:
+    """A real PNG of width×height black pixels: a small file that decodes to hundreds of megabytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)  # filter byte + one grey byte per pixel
+    data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 def make_png(width: int = 320, height: int = 240, *, transparent_center: bool = False) -> bytes:
