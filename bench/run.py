@@ -169,7 +169,11 @@ def print_figures(title: str, figures: dict[str, object], keys: list[str]) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="overhead,throughput,ceiling,holds")
+    parser.add_argument(
+        "--only", default="overhead,overhead_dslr,throughput,ceiling,holds,passwords,slow",
+        help="comma-separated scenarios",
+    )  # fmt: skip
+    parser.add_argument("--dslr-photo", default=str(BASE_DIR / "var" / "bench" / "dslr.jpg"))
     parser.add_argument("--photo", default=str(BASE_DIR / "bench" / "photo.jpg"))
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--worker-concurrency", type=int, default=1024)
@@ -199,6 +203,13 @@ def main() -> None:
             )
             print_figures("(a) overhead, 200 sequential, provider delay 0", figures,
                           ["codes", "overhead_ms", "server_cpu_ms_per_req", "pg_connections_peak"])  # fmt: skip
+        if "overhead_dslr" in scenarios:
+            dslr = dslr_photo(Path(options.dslr_photo))
+            figures = load(
+                stack, "seq", "--photo", str(dslr), "--n", "50", "--delay", "0", "--tag", "overhead_dslr"
+            )
+            print_figures(f"(a') overhead with a DSLR photo ({dslr.stat().st_size} bytes, 5472×3648), 50 sequential",
+                          figures, ["codes", "overhead_ms", "server_cpu_ms_per_req", "pg_connections_peak"])  # fmt: skip
         if "throughput" in scenarios:
             for clients in (15, 60):
                 figures = load(stack, "conc", "--photo", options.photo, "--clients", str(clients), "--slots", "15",
@@ -221,8 +232,29 @@ def main() -> None:
             figures["pg_connections_peak"] = sampler.peak
             print_figures(f"(d) {options.holds} concurrent held ingests, provider delay 5 s, one web process", figures,
                           list(figures))  # fmt: skip
+        for scenario in ("passwords", "slow"):
+            if scenario not in scenarios:
+                continue
+            httpx.post(f"http://127.0.0.1:{FAKE_PORT}/__delay?s=0")
+            command = [sys.executable, str(BASE_DIR / "bench" / "pressure.py"), scenario, "--port", str(WEB_PORT),
+                       "--photo", options.photo, "--password", PASSWORD, "--seconds", "20"]  # fmt: skip
+            result = subprocess.run(command, capture_output=True, text=True, check=True)
+            figures = json.loads(result.stdout)
+            title = {"passwords": "(e) 16 clients guessing passwords as fast as they can",
+                     "slow": "(f) 200 connections sending their bodies at 1 byte/s"}[scenario]  # fmt: skip
+            print_figures(f"{title}, one booth posting meanwhile", figures, list(figures))
     finally:
         stack.down()
+
+
+def dslr_photo(path: Path) -> Path:
+    """A 20-megapixel JPEG of about 6.5 MB, made once (the same generator the tests use)."""
+    if not path.exists():
+        from jobs.tests.booth import make_dslr_jpeg
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(make_dslr_jpeg())
+    return path
 
 
 if __name__ == "__main__":

@@ -1,0 +1,170 @@
+"""A booth's overhead while others misbehave; prints JSON figures, asserts nothing.
+
+Two scenarios against a running stack (bench/run.py starts it and calls this script):
+
+- ``passwords``: 16 clients, each from its own loopback address (127.0.0.2 …), post the booth's
+  request with a new random wrong password as fast as they can;
+- ``slow``: N connections (default 200) send their headers and then the body at 1 byte a second,
+  reconnecting when cut off, like booths on a terrible uplink or an attacker.
+
+Meanwhile one booth (127.0.0.1, the right password) posts photos one after another. The booth's
+overhead (response time minus the provider delay, which the bench sets to 0) is measured quiet first,
+then under the pressure, for ``--seconds`` each.
+
+    python bench/pressure.py passwords --port 8765 --photo bench/photo.jpg --password secret123
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import statistics
+import time
+
+from holds import BOUNDARY, body_for
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ")[1])
+    length = 0
+    for line in lines[1:]:
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return status, await reader.readexactly(length)
+
+
+def request_head(path: str, length: int) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+async def booth(port: int, body: bytes, seconds: float) -> dict[str, object]:
+    """Sequential posts from one kept-open connection for ``seconds``: overhead percentiles, statuses."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, limit=1 << 24, local_addr=("127.0.0.1", 0)
+    )
+    head = request_head("/ingest/slot-001", len(body))
+    latencies: list[float] = []
+    codes: dict[str, int] = {}
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            writer.write(head + body)
+            await writer.drain()
+            status, _data = await read_response(reader)
+            codes[str(status)] = codes.get(str(status), 0) + 1
+            if status == 200:
+                latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        writer.close()
+    latencies.sort()
+    return {
+        "requests": sum(codes.values()),
+        "codes": codes,
+        "overhead_ms": {
+            "p50": round(statistics.median(latencies), 1) if latencies else None,
+            "p95": round(latencies[int(len(latencies) * 0.95) - 1], 1) if latencies else None,
+        },
+    }
+
+
+async def guesser(port: int, photo: bytes, address: str, stop: asyncio.Event, codes: dict[str, int]) -> None:
+    while not stop.is_set():
+        body = body_for(photo, secrets.token_hex(8))
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0))
+        except OSError:
+            codes["connect_error"] = codes.get("connect_error", 0) + 1
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            while not stop.is_set():
+                writer.write(request_head("/ingest/slot-001", len(body)) + body)
+                await writer.drain()
+                status, _data = await read_response(reader)
+                codes[str(status)] = codes.get(str(status), 0) + 1
+                body = body_for(photo, secrets.token_hex(8))
+        except (OSError, asyncio.IncompleteReadError):
+            codes["closed"] = codes.get("closed", 0) + 1
+        finally:
+            writer.close()
+
+
+async def trickler(port: int, length: int, stop: asyncio.Event, codes: dict[str, int]) -> None:
+    while not stop.is_set():
+        writer: asyncio.StreamWriter | None = None
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request_head("/ingest/slot-001", length))
+            await writer.drain()
+            while not stop.is_set():
+                writer.write(b"-")
+                await writer.drain()
+                try:
+                    status, _data = await asyncio.wait_for(read_response(reader), timeout=1.0)
+                except TimeoutError:
+                    continue
+                codes[str(status)] = codes.get(str(status), 0) + 1
+                break
+        except (OSError, asyncio.IncompleteReadError):
+            codes["closed"] = codes.get("closed", 0) + 1
+            await asyncio.sleep(0.1)
+        finally:
+            if writer is not None:
+                writer.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario", choices=["passwords", "slow"])
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--photo", required=True)
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=0, help="guessers (16) or slow connections (200)")
+    options = parser.parse_args()
+    photo = open(options.photo, "rb").read()
+    body = body_for(photo, options.password)
+
+    quiet = await booth(options.port, body, options.seconds)
+    stop = asyncio.Event()
+    codes: dict[str, int] = {}
+    if options.scenario == "passwords":
+        clients = options.clients or 16
+        tasks = [
+            asyncio.ensure_future(guesser(options.port, photo, f"127.0.0.{2 + n}", stop, codes))
+            for n in range(clients)
+        ]
+    else:
+        clients = options.clients or 200
+        tasks = [
+            asyncio.ensure_future(trickler(options.port, len(body), stop, codes)) for _ in range(clients)
+        ]
+    await asyncio.sleep(2)  # the pressure is on before the booth measures again
+    loaded = await booth(options.port, body, options.seconds)
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    quiet_p50 = quiet["overhead_ms"]["p50"]  # type: ignore[index]
+    loaded_p50 = loaded["overhead_ms"]["p50"]  # type: ignore[index]
+    print(json.dumps({
+        "scenario": options.scenario,
+        "pressure_clients": clients,
+        "booth_quiet": quiet,
+        "booth_under_pressure": loaded,
+        "ratio_p50": round(loaded_p50 / quiet_p50, 2) if quiet_p50 and loaded_p50 else None,
+        "pressure_codes": codes,
+        "booth_5xx": sum(n for code, n in loaded["codes"].items() if code.startswith("5")),  # type: ignore[union-attr]
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
