@@ -1,7 +1,8 @@
 """PhotoChanger settings: everything comes from the environment through one ``environ.Env()``.
 
 Development needs no configuration at all (embedded PostgreSQL under ``DATA_DIR``, a development
-secret key); with ``DEBUG`` off the process refuses to start without ``SECRET_KEY``.
+secret key); with ``DEBUG`` off the process refuses to start without ``SECRET_KEY``. Importing this module
+starts no process and creates no file or directory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from photochanger.embedded_db import data_dir_from_environment, embedded_database_url
 
 # Lets admin/forms classes be subscripted (ModelAdmin[Slot]) at runtime, as django-stubs types them.
 django_stubs_ext.monkeypatch()
@@ -37,14 +40,15 @@ FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
-DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+# $DATA_DIR or ./var; read by photochanger.embedded_db, which manage.py needs before these settings load.
+DATA_DIR = data_dir_from_environment()
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_URL = "/static/"
-# Served by servestatic from STATIC_ROOT (collectstatic); in development straight from the apps.
+# Served by servestatic from STATIC_ROOT (collectstatic, which creates it); in development straight from
+# the apps.
 SERVESTATIC_USE_FINDERS = DEBUG
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
@@ -106,14 +110,16 @@ ASGI_APPLICATION = "photochanger.asgi.application"
 WSGI_APPLICATION = "photochanger.wsgi.application"
 
 # --- Database: PostgreSQL only -------------------------------------------------------------------
-EMBEDDED_DATABASE = None
-if env.str("DATABASE_URL", default=""):
+# Processes that need a database are handed DATABASE_URL: scripts/run, manage.py (for commands that touch
+# the database) and the test session start the embedded server when it is unset and export its URL
+# (photochanger.embedded_db.ensure_database_url).
+_database_url_given = bool(env.str("DATABASE_URL", default=""))
+if _database_url_given:
     _database = env.db_url("DATABASE_URL")
 else:
-    from photochanger.embedded_db import ensure_embedded_postgres
-
-    EMBEDDED_DATABASE = ensure_embedded_postgres(DATA_DIR)
-    _database = environ.Env.db_url_config(EMBEDDED_DATABASE.url)
+    # Nobody started a database for this process (a database-free command such as makemigrations, or
+    # mypy's Django plugin): point at where the embedded server listens when it runs, and start nothing.
+    _database = environ.Env.db_url_config(embedded_database_url(DATA_DIR))
 if _database.get("ENGINE") != "django.db.backends.postgresql":
     raise ImproperlyConfigured("PhotoChanger runs on PostgreSQL only: DATABASE_URL must be postgres://…")
 _options = dict(_database.get("OPTIONS", {}))
