@@ -119,6 +119,7 @@ if _database_url_given:
 else:
     # Nobody started a database for this process (a database-free command such as makemigrations, or
     # mypy's Django plugin): point at where the embedded server listens when it runs, and start nothing.
+    # No pool here, so a stray query fails at once with a connection error instead of a pool timeout.
     _database = environ.Env.db_url_config(embedded_database_url(DATA_DIR))
 if _database.get("ENGINE") != "django.db.backends.postgresql":
     raise ImproperlyConfigured("PhotoChanger runs on PostgreSQL only: DATABASE_URL must be postgres://…")
@@ -132,9 +133,20 @@ _options.setdefault("application_name", env.str("DATABASE_APPLICATION_NAME", def
 # Server-side parameters let psycopg prepare statements it runs repeatedly: the hot-path statements
 # are planned once per connection instead of on every photo.
 _options.setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
+if _database_url_given:
+    # Django's connection pool (psycopg_pool), one per process: a thread takes a connection on its first
+    # query and gives it back when Django closes it (end of a request, close_old_connections()); the pool
+    # keeps it open for the next one (idle connections above min_size close after 10 minutes). max_size
+    # bounds the process's connections: a thread finding them all taken waits up to timeout seconds,
+    # then gets an OperationalError (503 on the hot path).
+    _options["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=0),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+    }
 _database["OPTIONS"] = _options
-# Under ASGI, Django's per-request threads must not keep connections (they would leak with the thread).
-# The hot path runs its queries in the small fixed pool of photochanger.db, whose connections persist.
+# Connections are reused through the pool, never kept by a thread: under ASGI, Django's per-request threads
+# come and go, and a connection they kept would leak with them. (Django requires 0 with a pool.)
 _database["CONN_MAX_AGE"] = 0
 _database.setdefault("TEST", {})
 DATABASES = {"default": _database}

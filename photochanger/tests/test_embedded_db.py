@@ -184,7 +184,7 @@ def test_a_query_without_a_started_server_fails_at_once_with_a_connection_error(
     assert result.returncode == 0, result.stderr
     name, seconds = result.stdout.split()
     assert name == "OperationalError"
-    assert float(seconds) < 2, "the missing socket is reported straight away"
+    assert float(seconds) < 2, "no pool to wait on: the missing socket is reported straight away"
     assert not data_dir.exists()
 
 
@@ -217,3 +217,24 @@ def test_manage_py_runs_makemigrations_without_starting_a_server(tmp_path):
     assert "No changes detected" in result.stdout
     assert result.stderr == "", "no warning about the database it did not need"
     assert not (tmp_path / "data").exists()
+
+
+def test_a_database_url_turns_on_djangos_connection_pool_sized_from_the_environment():
+    result = subprocess.run(
+        [sys.executable, "-c", SETTINGS_PROBE],
+        env=_environment(
+            DATABASE_URL="postgres://booth@db.example.com:5433/photochanger",
+            DATABASE_POOL_MIN_SIZE="1",
+            DATABASE_POOL_MAX_SIZE="7",
+            DATABASE_POOL_TIMEOUT="2.5",
+        ),
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    database = json.loads(result.stdout)
+    assert database["options"]["pool"] == {"min_size": 1, "max_size": 7, "timeout": 2.5}
+    assert database["conn_max_age"] == 0
+    assert database["options"]["server_side_binding"] is True

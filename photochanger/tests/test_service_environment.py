@@ -19,6 +19,7 @@ SETTINGS_SEEN_BY_A_CHILD = textwrap.dedent(
         "debug": settings.DEBUG,
         "provider_concurrency": settings.PROVIDER_CONCURRENCY,
         "database_name": settings.DATABASES["default"]["NAME"],
+        "pool_max_size": settings.DATABASES["default"]["OPTIONS"]["pool"]["max_size"],
     }))
     """
 )
@@ -32,6 +33,7 @@ def test_keys_and_settings_exported_by_the_developer_do_not_reach_service_proces
     monkeypatch.setenv("DEBUG", "false")
     monkeypatch.setenv("SECRET_KEY", "developer-secret-key-that-is-long-enough-0123456789")
     monkeypatch.setenv("PROVIDER_CONCURRENCY", "gemini=1")
+    monkeypatch.setenv("DATABASE_POOL_MAX_SIZE", "1")
     env = service_environment(
         database_url="postgresql://postgres@/test_photochanger?host=/nowhere&port=5432",
         media_root=tmp_path,
@@ -58,4 +60,5 @@ def test_keys_and_settings_exported_by_the_developer_do_not_reach_service_proces
         "debug": True,
         "provider_concurrency": {"gemini": 100, "openai": 100, "turbotext": 100},
         "database_name": "test_photochanger",
+        "pool_max_size": 16,
     }
