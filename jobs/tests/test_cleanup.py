@@ -83,6 +83,18 @@ def test_cleanup_deletes_expired_results_and_keeps_live_ones(media_root):
     assert "results removed=0" in run_cleanup(), "a second run finds nothing more"
 
 
+def _advisory_lock_holders() -> list[int]:
+    """Backend pids holding the cleanup lock (a bigint key shows as classid = high, objid = low half)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid = %s AND objid = %s AND objsubid = 1",
+            [ADVISORY_LOCK_KEY >> 32, ADVISORY_LOCK_KEY & 0xFFFFFFFF],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def test_cleanup_skips_when_another_run_holds_the_lock(media_root):
     import psycopg
 
@@ -91,6 +103,10 @@ def test_cleanup_skips_when_another_run_holds_the_lock(media_root):
     with psycopg.connect(autocommit=True, **connection_kwargs()) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
         assert "another cleanup is running" in run_cleanup()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
-        assert cursor.fetchone()[0] == 0
+        assert _advisory_lock_holders() == [other.info.backend_pid], "the skipped run took no lock"
+        # pg_advisory_unlock returns once the lock is released, unlike closing the connection (the
+        # server drops a closed session's locks whenever its backend gets round to exiting).
+        other.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+        summary = run_cleanup()
+    assert "another cleanup is running" not in summary, "the lock is free again once the other run ends"
+    assert _advisory_lock_holders() == [], "a finished run gives its lock back"

@@ -1,5 +1,6 @@
 from django.core.checks import run_checks
 
+from conftest import child_environment
 from photochanger import checks
 
 
@@ -24,11 +25,12 @@ def test_sync_minimum_out_of_range_is_reported_as_e002(settings):
 
 
 def test_production_refuses_to_start_without_secret_key(tmp_path):
-    import os
     import subprocess
     import sys
 
-    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "", "DATABASE_URL": "postgres://x@127.0.0.1:1/x"}
+    env = child_environment(
+        {"DEBUG": "false", "SECRET_KEY": "", "DATABASE_URL": "postgres://x@127.0.0.1:1/x"}
+    )
     result = subprocess.run(
         [
             sys.executable,
