@@ -44,13 +44,13 @@ def studio_settings_get() -> StudioSettings:
 
 
 def validate_sync_response_seconds(value: int) -> None:
+    """The sync window rule (admin field and services): a plain error, so a form field can carry it."""
     low, high = settings.SYNC_RESPONSE_MIN_SECONDS, settings.SYNC_RESPONSE_MAX_SECONDS
     if not low <= value <= high:
         raise ValidationError(
-            {
-                "sync_response_seconds": _("The sync window must be between %(low)s and %(high)s seconds.")
-                % {"low": low, "high": high}
-            }
+            _("The sync window must be between %(low)s and %(high)s seconds."),
+            code="sync_window_range",
+            params={"low": low, "high": high},
         )
 
 
@@ -67,7 +67,10 @@ def studio_settings_update(*, change: StudioSettingsChange, user: User | None = 
         studio_settings_get()
         studio = StudioSettings.objects.select_for_update().get(id=StudioSettings.SINGLETON_ID)
         if change.sync_response_seconds is not None:
-            validate_sync_response_seconds(change.sync_response_seconds)
+            try:
+                validate_sync_response_seconds(change.sync_response_seconds)
+            except ValidationError as error:
+                raise ValidationError({"sync_response_seconds": error}) from error
             studio.sync_response_seconds = change.sync_response_seconds
         if change.result_retention_hours is not None:
             studio.result_retention_hours = change.result_retention_hours
