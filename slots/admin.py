@@ -7,7 +7,9 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from media.images import sniff_image_type
@@ -154,9 +156,8 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
             return str(_("Not configured: ingest is closed."))
         who = obj.ingest_password_rotated_by or _("bootstrap")
         when = obj.ingest_password_rotated_at
-        return format_html(
-            "{} {} · {}", _("Configured, rotated"), when.strftime("%Y-%m-%d %H:%M") if when else "—", who
-        )
+        rotated_at = date_format(localtime(when), "Y-m-d H:i") if when else "—"
+        return format_html("{} {} · {}", _("Configured, rotated"), rotated_at, who)
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
