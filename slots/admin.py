@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.formats import date_format
@@ -17,10 +18,49 @@ from slots import services
 from slots.models import Slot, SlotTemplateBinding, StudioSettings, TemplateMedia
 
 
+class SlotTemplateBindingFormSet(BaseInlineFormSet[SlotTemplateBinding, Slot, Any]):
+    """The template bindings submitted with a slot; it judges the slot's templates with them.
+
+    The admin validates this formset after the slot form, with ``instance`` = the slot carrying the
+    submitted values, so a frame bound and the slot activated in one save are judged together. The slot
+    form judges the slot's own fields; this formset only the problems with its templates.
+    """
+
+    template_roles: list[str]
+
+    def clean(self) -> None:
+        super().clean()
+        self.template_roles = [
+            form.cleaned_data["role"]
+            for form in self.forms
+            if form.cleaned_data.get("role") and not form.cleaned_data.get("DELETE")
+        ]
+        if any(self.errors):
+            return  # the rows' own errors first
+        errors = services.slot_configuration_errors(slot=self.instance, template_roles=self.template_roles)
+        if services.TEMPLATE_BINDINGS in errors:
+            raise ValidationError(errors[services.TEMPLATE_BINDINGS])
+
+
 class SlotTemplateBindingInline(admin.TabularInline[SlotTemplateBinding, Slot]):
     model = SlotTemplateBinding
+    formset = SlotTemplateBindingFormSet
     extra = 0
     autocomplete_fields = ["template"]
+
+    # The bindings are part of the slot's configuration: whoever may change a slot may bind its
+    # templates, so the slot is always validated and saved with its bindings.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("slots.view_slot") or self.has_change_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("slots.change_slot")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj)
 
 
 class SlotForm(forms.ModelForm[Slot]):
@@ -40,11 +80,19 @@ class SlotForm(forms.ModelForm[Slot]):
         cleaned = super().clean() or {}
         seen = cleaned.get("seen_version")
         if seen is not None and self.instance.pk:
-            current = Slot.objects.filter(pk=self.instance.pk).values_list("version", flat=True).first()
-            if current != seen:
+            # Locked until the admin's transaction ends: no other save comes between here and ours.
+            if services.slot_version_lock(slot_id=self.instance.pk) != seen:
                 raise ValidationError(
                     _("This slot was changed by someone else in the meantime. Reload it and try again.")
                 )
+        configuration = ["provider", "operation", "settings", "is_active"]
+        if all(name in cleaned for name in configuration):
+            candidate = Slot(id=self.instance.pk, **{name: cleaned[name] for name in configuration})
+            # The bound templates are judged by SlotTemplateBindingFormSet, which has the submitted ones.
+            errors = services.slot_configuration_errors(slot=candidate, template_roles=[])
+            for name, messages in errors.items():
+                if name != services.TEMPLATE_BINDINGS:
+                    self.add_error(name, messages)
         return cleaned
 
 
@@ -74,9 +122,23 @@ class SlotAdmin(admin.ModelAdmin[Slot]):
         return False
 
     def save_model(self, request: HttpRequest, obj: Slot, form: forms.ModelForm[Slot], change: bool) -> None:
-        fields = {name: form.cleaned_data[name] for name in SlotForm.Meta.fields}
-        obj.version = form.cleaned_data.get("seen_version") or obj.version
-        services.slot_update(slot=obj, fields=fields, user=request.user)  # type: ignore[arg-type]
+        """Nothing yet: ``save_related`` saves the slot once the template roles saved with it are known."""
+
+    def save_related(
+        self, request: HttpRequest, form: forms.ModelForm[Slot], formsets: Any, change: bool
+    ) -> None:
+        # Validated in full by SlotForm and SlotTemplateBindingFormSet (under the slot's row lock), so
+        # slot_update accepts what they accepted; the bindings follow in the same transaction.
+        bindings = [formset for formset in formsets if isinstance(formset, SlotTemplateBindingFormSet)]
+        slot = form.instance
+        slot.version = form.cleaned_data.get("seen_version") or slot.version
+        services.slot_update(
+            slot=slot,
+            fields={name: form.cleaned_data[name] for name in SlotForm.Meta.fields},
+            template_roles=bindings[0].template_roles if bindings else None,
+            user=request.user,  # type: ignore[arg-type]
+        )
+        super().save_related(request, form, formsets, change)
 
 
 class TemplateMediaForm(forms.ModelForm[TemplateMedia]):

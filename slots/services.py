@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from providers.registry import validate_slot_configuration
 from slots.models import Slot, StudioSettings, static_slot_ids
 
 
@@ -141,15 +143,68 @@ def ingest_password_check(*, stored_hash: str, candidate: str) -> bool:
     return False
 
 
-def slot_update(*, slot: Slot, fields: dict[str, Any], user: User | None = None) -> Slot:
-    """Apply a validated change to a slot with optimistic locking on ``version``.
+# Where slot_configuration_errors puts problems with the bound templates (the slot's inline in admin).
+TEMPLATE_BINDINGS = "template_bindings"
 
-    Raises ``ValidationError`` when the slot was changed by someone else since it was read.
+
+def slot_configuration_errors(*, slot: Slot, template_roles: Sequence[str]) -> dict[str, list[str]]:
+    """Why ``slot``, with the values it carries and templates bound in ``template_roles``, cannot be active.
+
+    Keyed by the slot field to correct (``provider``, ``operation``, ``settings``) or
+    ``TEMPLATE_BINDINGS``; {} when it can be active, and always {} for an inactive slot (it may hold
+    incomplete settings). Problems under slot fields never depend on ``template_roles``.
+    """
+    if not slot.is_active:
+        return {}
+    errors: dict[str, list[str]] = {}
+    problems = validate_slot_configuration(
+        provider=slot.provider,
+        operation=slot.operation,
+        settings=slot.settings,
+        template_roles=list(template_roles),
+    )
+    for name, message in problems.items():
+        if name in {"provider", "operation"}:
+            errors.setdefault(name, []).append(message)
+        elif name == "templates":
+            errors.setdefault(TEMPLATE_BINDINGS, []).append(message)
+        else:
+            errors.setdefault("settings", []).append(f"{name}: {message}")
+    return errors
+
+
+def slot_version_lock(*, slot_id: str) -> int | None:
+    """The slot's current version, its row locked until the surrounding transaction ends.
+
+    Call it inside a transaction (the admin's change view is one): no other save of the slot can come
+    between this check and the save that follows.
+    """
+    return Slot.objects.select_for_update().filter(id=slot_id).values_list("version", flat=True).first()
+
+
+def slot_update(
+    *,
+    slot: Slot,
+    fields: dict[str, Any],
+    template_roles: Sequence[str] | None = None,
+    user: User | None = None,
+) -> Slot:
+    """Apply a change to a slot with optimistic locking on ``version``.
+
+    The changed slot must be valid: its fields, and (when active) its configuration with templates
+    bound in ``template_roles`` — the roles being saved along with the slot, or, when not given, the
+    ones bound now. Raises ``ValidationError`` by field (see ``slot_configuration_errors``), or without
+    a field when the slot was changed by someone else since it was read.
     """
     for name, value in fields.items():
         setattr(slot, name, value)
     slot.updated_by = user
     slot.full_clean()
+    if template_roles is None:
+        template_roles = list(slot.template_bindings.values_list("role", flat=True))
+    errors = slot_configuration_errors(slot=slot, template_roles=template_roles)
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         updated = Slot.objects.filter(id=slot.id, version=slot.version).update(
             **fields, updated_by=user, updated_at=timezone.now(), version=F("version") + 1

@@ -1,9 +1,15 @@
 """The studio settings and slot pages: every mistake comes back as a form error, never a 500."""
 
-import pytest
-from django.urls import reverse
+import json
 
+import pytest
+from django.core.files.base import ContentFile
+from django.urls import reverse
+from django.utils.html import escape
+
+from jobs.tests.booth import make_png
 from slots import services
+from slots.models import Slot, SlotTemplateBinding, TemplateMedia
 
 pytestmark = pytest.mark.django_db
 
@@ -28,3 +34,87 @@ def test_an_out_of_range_sync_window_is_a_field_error_and_nothing_is_saved(admin
     ]
     studio = services.studio_settings_get()
     assert (studio.sync_response_seconds, studio.result_retention_hours) == (48, 72)
+
+
+def frame_template(name="Frame"):
+    template = TemplateMedia(name=name)
+    template.file.save(
+        f"{name.lower()}.png", ContentFile(make_png(48, 48, transparent_center=True)), save=False
+    )
+    return services.template_media_save(template=template)
+
+
+def slot_form(slot_id, bindings=(), **values):
+    """The slot page's form as the browser posts it; ``bindings`` are the inline's rows."""
+    slot = Slot.objects.get(id=slot_id)
+    form = {
+        "display_name": slot.display_name,
+        "provider": slot.provider,
+        "operation": slot.operation,
+        "settings": json.dumps(slot.settings),
+        "size_limit_mb": slot.size_limit_mb,
+        "seen_version": slot.version,
+        "template_bindings-TOTAL_FORMS": len(bindings),
+        "template_bindings-INITIAL_FORMS": sum(1 for row in bindings if row.get("id")),
+        "template_bindings-MIN_NUM_FORMS": 0,
+        "template_bindings-MAX_NUM_FORMS": 1000,
+    }
+    for index, row in enumerate(bindings):
+        form.update({f"template_bindings-{index}-{name}": value for name, value in row.items()})
+        form[f"template_bindings-{index}-slot"] = slot_id
+    form.update(values)
+    return {name: value for name, value in form.items() if value is not False}
+
+
+def test_one_save_binds_a_frame_and_activates_a_frame_slot(admin_client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    frame = frame_template()
+    response = admin_client.post(
+        reverse("admin:slots_slot_change", args=["slot-006"]),
+        slot_form(
+            "slot-006",
+            bindings=[{"template": frame.pk, "role": "frame", "position": 0}],
+            provider="local",
+            operation="frame",
+            settings='{"output_format": "png"}',
+            is_active="on",
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    slot = Slot.objects.get(id="slot-006")
+    assert (slot.provider, slot.operation, slot.is_active, slot.version) == ("local", "frame", True, 2)
+    assert list(slot.template_bindings.values_list("template_id", "role")) == [(frame.pk, "frame")]
+
+
+def test_activating_a_frame_slot_without_a_frame_is_an_error_and_the_slot_stays_inactive(admin_client):
+    response = admin_client.post(
+        reverse("admin:slots_slot_change", args=["slot-006"]),
+        slot_form("slot-006", provider="local", operation="frame", settings="{}", is_active="on"),
+    )
+    assert response.status_code == 200
+    (bindings,) = response.context["inline_admin_formsets"]
+    (message,) = bindings.formset.non_form_errors()
+    assert "frame" in message
+    assert escape(message) in response.content.decode(), "shown above the template bindings"
+    slot = Slot.objects.get(id="slot-006")
+    assert (slot.operation, slot.is_active, slot.version) == ("", False, 1)
+
+
+def test_removing_the_only_frame_of_an_active_frame_slot_is_an_error_and_keeps_the_frame(
+    admin_client, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    binding = SlotTemplateBinding.objects.create(slot_id="slot-007", template=frame_template(), role="frame")
+    services.slot_update(
+        slot=Slot.objects.get(id="slot-007"),
+        fields={"provider": "local", "operation": "frame", "is_active": True},
+    )
+    row = {"id": binding.pk, "template": binding.template_id, "role": "frame", "position": 0, "DELETE": "on"}
+    response = admin_client.post(
+        reverse("admin:slots_slot_change", args=["slot-007"]),
+        slot_form("slot-007", bindings=[row], is_active="on"),
+    )
+    assert response.status_code == 200
+    (bindings,) = response.context["inline_admin_formsets"]
+    assert "frame" in " ".join(bindings.formset.non_form_errors())
+    assert SlotTemplateBinding.objects.filter(pk=binding.pk).exists()
