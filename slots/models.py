@@ -28,7 +28,7 @@ class Slot(models.Model):
     """One ingest URL. Exactly 15 exist (data migration); staff configure them, never add or delete.
 
     Changed only through ``slots.services.slot_update``, which refuses an active slot its provider
-    could not serve (settings, bound templates).
+    could not serve (settings, bound templates, API key).
     """
 
     id = models.CharField(primary_key=True, max_length=16, editable=False)

@@ -18,7 +18,9 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from providers.kinds import NETWORK_PROVIDER_KINDS
 from providers.registry import validate_slot_configuration
+from providers.services import provider_key_get
 from slots.models import Slot, StudioSettings, static_slot_ids
 
 
@@ -150,7 +152,7 @@ TEMPLATE_BINDINGS = "template_bindings"
 def slot_configuration_errors(*, slot: Slot, template_roles: Sequence[str]) -> dict[str, list[str]]:
     """Why ``slot``, with the values it carries and templates bound in ``template_roles``, cannot be active.
 
-    Keyed by the slot field to correct (``provider``, ``operation``, ``settings``) or
+    Keyed by the slot field to correct (``provider``, ``operation``, ``settings``, ``is_active``) or
     ``TEMPLATE_BINDINGS``; {} when it can be active, and always {} for an inactive slot (it may hold
     incomplete settings). Problems under slot fields never depend on ``template_roles``.
     """
@@ -170,6 +172,11 @@ def slot_configuration_errors(*, slot: Slot, template_roles: Sequence[str]) -> d
             errors.setdefault(TEMPLATE_BINDINGS, []).append(message)
         else:
             errors.setdefault("settings", []).append(f"{name}: {message}")
+    # Without a key every job on the slot would fail at the provider (a 502 at the booth): refuse now.
+    if slot.provider in NETWORK_PROVIDER_KINDS and not provider_key_get(provider=slot.provider):
+        errors["is_active"] = [
+            _("No API key is configured for this provider; add one under Provider API keys.")
+        ]
     return errors
 
 

@@ -26,7 +26,10 @@ def test_every_registered_model_has_a_working_changelist(admin_client):
 
 
 def test_slot_page_shows_the_ingest_url_and_saves_a_valid_configuration(admin_client, settings):
+    from providers.services import provider_key_set
+
     settings.PUBLIC_BASE_URL = "https://booth.example.com"
+    provider_key_set(provider="gemini", api_key="AIza-admin-test")
     url = reverse("admin:slots_slot_change", args=["slot-002"])
     page = admin_client.get(url)
     assert b"https://booth.example.com/ingest/slot-002" in page.content

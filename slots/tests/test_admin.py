@@ -118,3 +118,36 @@ def test_removing_the_only_frame_of_an_active_frame_slot_is_an_error_and_keeps_t
     (bindings,) = response.context["inline_admin_formsets"]
     assert "frame" in " ".join(bindings.formset.non_form_errors())
     assert SlotTemplateBinding.objects.filter(pk=binding.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("provider", "operation"),
+    [("gemini", "image_edit"), ("openai", "image_edit"), ("turbotext", "image2image")],
+)
+def test_activating_a_slot_whose_provider_has_no_api_key_is_an_error_on_active(
+    admin_client, settings, provider, operation
+):
+    settings.GEMINI_API_KEY = settings.OPENAI_API_KEY = settings.TURBOTEXT_API_KEY = ""
+    response = admin_client.post(
+        reverse("admin:slots_slot_change", args=["slot-008"]),
+        slot_form(
+            "slot-008", provider=provider, operation=operation, settings='{"prompt": "p"}', is_active="on"
+        ),
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["is_active"] == [
+        "Для этого провайдера не задан API-ключ; добавьте его в разделе «API-ключи провайдеров»."
+    ]
+    assert not Slot.objects.get(id="slot-008").is_active
+
+
+def test_a_key_from_the_environment_is_enough_to_activate_a_slot(admin_client, settings):
+    settings.OPENAI_API_KEY = "sk-from-the-environment"
+    response = admin_client.post(
+        reverse("admin:slots_slot_change", args=["slot-008"]),
+        slot_form(
+            "slot-008", provider="openai", operation="image_edit", settings='{"prompt": "p"}', is_active="on"
+        ),
+    )
+    assert response.status_code == 302
+    assert Slot.objects.get(id="slot-008").is_active

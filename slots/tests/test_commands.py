@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from providers.services import provider_key_get
+from providers.services import provider_key_get, provider_key_set
 from slots.models import Slot, StudioSettings
 from slots.services import ingest_password_check
 
@@ -11,6 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_configure_slot_activates_a_valid_gemini_slot():
+    provider_key_set(provider="gemini", api_key="AIza-command-test")
     call_command(
         "configure_slot", "slot-004", "--provider", "gemini", "--operation", "image_edit",
         "--settings", '{"prompt": "watercolor", "aspect_ratio": "3:4"}', "--active",
@@ -37,6 +38,17 @@ def test_configure_slot_refuses_image_size_for_gemini_2_5():
 def test_configure_slot_refuses_a_frame_without_a_bound_frame_template():
     with pytest.raises(CommandError, match="frame"):
         call_command("configure_slot", "slot-006", "--provider", "local", "--operation", "frame", "--active")
+
+
+@pytest.mark.parametrize(("provider", "operation"), [("gemini", "image_edit"), ("turbotext", "image2image")])
+def test_configure_slot_refuses_to_activate_a_provider_without_an_api_key(settings, provider, operation):
+    settings.GEMINI_API_KEY = settings.TURBOTEXT_API_KEY = ""
+    with pytest.raises(CommandError, match=r"^is_active: .*API"):
+        call_command(
+            "configure_slot", "slot-005", "--provider", provider, "--operation", operation,
+            "--settings", '{"prompt": "p"}', "--active",
+        )  # fmt: skip
+    assert not Slot.objects.get(id="slot-005").is_active
 
 
 def test_configure_slot_rejects_unknown_slots_and_bad_json():
