@@ -10,10 +10,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.text import format_lazy
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from media.images import sniff_image_type
+from providers.kinds import NETWORK_PROVIDER_KINDS, ProviderKind
 from slots import services
 from slots.models import Slot, SlotTemplateBinding, StudioSettings, TemplateMedia
 
@@ -169,7 +171,30 @@ class TemplateMediaAdmin(admin.ModelAdmin[TemplateMedia]):
         services.template_media_save(template=obj, user=request.user)  # type: ignore[arg-type]
 
 
+def provider_cap_field(kind: ProviderKind) -> forms.IntegerField:
+    return forms.IntegerField(
+        label=format_lazy(_("Calls at once: {provider}"), provider=kind.label),
+        min_value=services.PROVIDER_CAP_MIN,
+        max_value=services.PROVIDER_CAP_MAX,
+        help_text=format_lazy(
+            _(
+                "The maximum number of calls to this provider in flight at once across all workers "
+                "({low}–{high}). Jobs beyond it wait for a free place within their deadline."
+            ),
+            low=services.PROVIDER_CAP_MIN,
+            high=services.PROVIDER_CAP_MAX,
+        ),
+    )
+
+
+# One form field per capped provider, declared on StudioSettingsForm under these names.
+PROVIDER_CAP_FIELDS = {kind: f"provider_cap_{kind}" for kind in NETWORK_PROVIDER_KINDS}
+
+
 class StudioSettingsForm(forms.ModelForm[StudioSettings]):
+    provider_cap_gemini = provider_cap_field(ProviderKind.GEMINI)
+    provider_cap_openai = provider_cap_field(ProviderKind.OPENAI)
+    provider_cap_turbotext = provider_cap_field(ProviderKind.TURBOTEXT)
     new_ingest_password = forms.CharField(
         label=_("New ingest password"),
         required=False,
@@ -183,6 +208,15 @@ class StudioSettingsForm(forms.ModelForm[StudioSettings]):
     class Meta:
         model = StudioSettings
         fields = ["sync_response_seconds", "result_retention_hours", "public_link_ttl_seconds"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        caps = self.instance.provider_concurrency or {}
+        for kind, name in PROVIDER_CAP_FIELDS.items():
+            self.fields[name].initial = caps.get(kind)
+
+    def provider_caps(self) -> dict[str, int]:
+        return {kind: self.cleaned_data[name] for kind, name in PROVIDER_CAP_FIELDS.items()}
 
     def clean_sync_response_seconds(self) -> int:
         value = int(self.cleaned_data["sync_response_seconds"])
@@ -208,6 +242,7 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
             _("Timing"),
             {"fields": ["sync_response_seconds", "result_retention_hours", "public_link_ttl_seconds"]},
         ),
+        (_("Provider caps"), {"fields": list(PROVIDER_CAP_FIELDS.values())}),
         (_("Ingest password"), {"fields": ["ingest_password_status", "new_ingest_password"]}),
         (_("Audit"), {"fields": ["updated_at", "updated_by"]}),
     ]
@@ -234,13 +269,14 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
         return False
 
     def save_model(
-        self, request: HttpRequest, obj: StudioSettings, form: forms.ModelForm[StudioSettings], change: bool
+        self, request: HttpRequest, obj: StudioSettings, form: StudioSettingsForm, change: bool
     ) -> None:
         services.studio_settings_update(
             change=services.StudioSettingsChange(
                 sync_response_seconds=form.cleaned_data["sync_response_seconds"],
                 result_retention_hours=form.cleaned_data["result_retention_hours"],
                 public_link_ttl_seconds=form.cleaned_data["public_link_ttl_seconds"],
+                provider_concurrency=form.provider_caps(),
             ),
             user=request.user,  # type: ignore[arg-type]
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from providers.kinds import NETWORK_PROVIDER_KINDS
 from providers.registry import validate_slot_configuration
-from providers.services import provider_key_get
+from providers.services import permits_ensure, provider_key_get
 from slots.models import Slot, StudioSettings, static_slot_ids
 
 
@@ -58,15 +58,41 @@ def validate_sync_response_seconds(value: int) -> None:
         )
 
 
+# Provider calls in flight at once across all workers, per capped provider (NETWORK_PROVIDER_KINDS).
+PROVIDER_CAP_MIN = 1
+PROVIDER_CAP_MAX = 1000
+
+
+def validate_provider_cap(*, provider: str, cap: int) -> None:
+    """The provider cap rule (admin fields and services): a capped provider, within the range."""
+    if provider not in NETWORK_PROVIDER_KINDS:
+        raise ValidationError(
+            _("%(provider)s has no concurrency cap; capped providers: %(capped)s."),
+            code="provider_not_capped",
+            params={"provider": provider, "capped": ", ".join(NETWORK_PROVIDER_KINDS)},
+        )
+    if not PROVIDER_CAP_MIN <= cap <= PROVIDER_CAP_MAX:
+        raise ValidationError(
+            _("The cap for %(provider)s must be between %(low)s and %(high)s calls."),
+            code="provider_cap_range",
+            params={"provider": provider, "low": PROVIDER_CAP_MIN, "high": PROVIDER_CAP_MAX},
+        )
+
+
 @dataclass(frozen=True)
 class StudioSettingsChange:
     sync_response_seconds: int | None = None
     result_retention_hours: int | None = None
     public_link_ttl_seconds: int | None = None
+    # Caps to set, by provider; providers not named keep theirs.
+    provider_concurrency: Mapping[str, int] | None = None
 
 
 def studio_settings_update(*, change: StudioSettingsChange, user: User | None = None) -> StudioSettings:
-    """Validate and apply a change to the global settings (the same rules for admin and commands)."""
+    """Validate and apply a change to the global settings (the same rules for admin and commands).
+
+    Raises ``ValidationError`` keyed by field; nothing is saved then.
+    """
     with transaction.atomic():
         studio_settings_get()
         studio = StudioSettings.objects.select_for_update().get(id=StudioSettings.SINGLETON_ID)
@@ -80,6 +106,18 @@ def studio_settings_update(*, change: StudioSettingsChange, user: User | None = 
             studio.result_retention_hours = change.result_retention_hours
         if change.public_link_ttl_seconds is not None:
             studio.public_link_ttl_seconds = change.public_link_ttl_seconds
+        if change.provider_concurrency:
+            caps = dict(studio.provider_concurrency or {})
+            for provider, cap in change.provider_concurrency.items():
+                try:
+                    validate_provider_cap(provider=provider, cap=cap)
+                except ValidationError as error:
+                    raise ValidationError({"provider_concurrency": error}) from error
+                caps[provider] = cap
+            studio.provider_concurrency = caps
+            # A raised cap needs its extra permit rows before the next claim can take them.
+            for provider, cap in change.provider_concurrency.items():
+                permits_ensure(provider=provider, cap=cap)
         studio.updated_by = user
         studio.full_clean()
         studio.save()

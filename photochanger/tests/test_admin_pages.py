@@ -89,6 +89,9 @@ def test_settings_page_rotates_the_ingest_password_without_showing_it(admin_clie
             "sync_response_seconds": 50,
             "result_retention_hours": 24,
             "public_link_ttl_seconds": 60,
+            "provider_cap_gemini": 64,
+            "provider_cap_openai": 32,
+            "provider_cap_turbotext": 32,
             "new_ingest_password": "rotated-pass-1",
         },
     )

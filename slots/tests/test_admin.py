@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from jobs.tests.booth import make_png
+from providers.models import ProviderPermit
 from slots import services
 from slots.models import Slot, SlotTemplateBinding, TemplateMedia
 
@@ -17,7 +18,14 @@ SETTINGS_URL = reverse("admin:slots_studiosettings_change", args=[1])
 
 
 def settings_form(**values):
-    form = {"sync_response_seconds": 48, "result_retention_hours": 72, "public_link_ttl_seconds": 60}
+    form = {
+        "sync_response_seconds": 48,
+        "result_retention_hours": 72,
+        "public_link_ttl_seconds": 60,
+        "provider_cap_gemini": 64,
+        "provider_cap_openai": 32,
+        "provider_cap_turbotext": 32,
+    }
     return {**form, **values}
 
 
@@ -34,6 +42,38 @@ def test_an_out_of_range_sync_window_is_a_field_error_and_nothing_is_saved(admin
     ]
     studio = services.studio_settings_get()
     assert (studio.sync_response_seconds, studio.result_retention_hours) == (48, 72)
+
+
+def test_settings_page_shows_each_provider_cap_in_russian_and_saves_them(admin_client, settings):
+    settings.PROVIDER_CONCURRENCY = {"gemini": 64, "openai": 32, "turbotext": 32}
+    page = admin_client.get(SETTINGS_URL)
+    form = page.context["adminform"].form
+    caps = [form[f"provider_cap_{kind}"].value() for kind in ("gemini", "openai", "turbotext")]
+    assert caps == [64, 32, 32]
+    text = page.content.decode()
+    assert "Одновременных вызовов: Google Gemini (изображения)" in text
+    assert "Наибольшее число одновременных вызовов этого провайдера по всем обработчикам" in text
+
+    response = admin_client.post(
+        SETTINGS_URL, settings_form(provider_cap_gemini=100, provider_cap_openai=8, provider_cap_turbotext=1)
+    )
+    assert response.status_code == 302
+    studio = services.studio_settings_get()
+    assert studio.provider_concurrency == {"gemini": 100, "openai": 8, "turbotext": 1}
+    assert studio.updated_by is not None and studio.updated_by.username == "admin"
+    assert ProviderPermit.objects.filter(provider="gemini").count() == 100, "the raised cap's places exist"
+
+
+def test_an_out_of_range_provider_cap_is_a_field_error_and_nothing_is_saved(admin_client):
+    before = services.studio_settings_get().provider_concurrency
+    response = admin_client.post(
+        SETTINGS_URL, settings_form(provider_cap_gemini=0, provider_cap_openai=1001, sync_response_seconds=50)
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"provider_cap_gemini", "provider_cap_openai"}
+    studio = services.studio_settings_get()
+    assert (studio.provider_concurrency, studio.sync_response_seconds) == (before, 48)
 
 
 def frame_template(name="Frame"):

@@ -95,6 +95,32 @@ def test_configure_settings_refuses_a_window_below_45_without_the_override(setti
         call_command("configure_settings", "--provider-key", "nosuch=1")
 
 
+def test_configure_settings_sets_provider_caps_and_keeps_the_others(settings, capsys):
+    settings.PROVIDER_CONCURRENCY = {"gemini": 64, "openai": 32, "turbotext": 32}
+    call_command("configure_settings", "--provider-cap", "gemini=10", "--provider-cap", "openai=5")
+    assert StudioSettings.objects.get().provider_concurrency == {"gemini": 10, "openai": 5, "turbotext": 32}
+    assert "provider caps gemini=10, openai=5, turbotext=32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("cap", "message"),
+    [
+        ("local=5", "NAME=N"),
+        ("gemini", "NAME=N"),
+        ("gemini=many", "NAME=N"),
+        ("gemini=0", r"1\D+1000"),
+        ("openai=1001", r"1\D+1000"),
+    ],
+)
+def test_configure_settings_refuses_a_bad_provider_cap_and_saves_nothing(settings, cap, message):
+    settings.PROVIDER_CONCURRENCY = {"gemini": 64, "openai": 32, "turbotext": 32}
+    with pytest.raises(CommandError, match=message):
+        call_command("configure_settings", "--provider-cap", cap, "--sync-seconds", "50")
+    studio = StudioSettings.objects.get()
+    assert (studio.provider_concurrency["gemini"], studio.provider_concurrency["openai"]) == (64, 32)
+    assert studio.sync_response_seconds == 48
+
+
 def test_first_run_configures_slot_001_once():
     call_command("first_run")
     slot = Slot.objects.get(id="slot-001")
