@@ -1,5 +1,6 @@
 """Staff use the admin in a real browser (Debian's Chromium driven by Playwright) against the real
-service (uvicorn, ASGI, PostgreSQL): log in, configure a slot, get field-level errors, in Russian."""
+service (uvicorn, ASGI, PostgreSQL): log in, configure a slot, bind a frame in the same save, get
+field-level errors, in Russian."""
 
 from __future__ import annotations
 
@@ -83,3 +84,37 @@ def test_invalid_settings_show_field_errors_and_keep_the_slot_inactive(
     errors = page.inner_text(".errorlist")
     assert "prompt" in errors
     assert not Slot.objects.get(id="slot-005").is_active
+
+
+def test_staff_bind_a_frame_and_activate_a_frame_slot_in_one_save(service: Any, browser_page: Any) -> None:
+    from django.core.files.base import ContentFile
+
+    from jobs.tests.booth import make_png
+    from slots.models import TemplateMedia
+    from slots.services import template_media_save
+
+    frame = TemplateMedia(name="Рамка свадебная")
+    frame.file.save("frame.png", ContentFile(make_png(64, 64, transparent_center=True)), save=False)
+    template_media_save(template=frame)
+
+    page = browser_page
+    page.goto(f"{service.base_url}/admin/slots/slot/slot-009/change/")
+    assert "Привязки шаблонов" in page.content()
+    page.select_option("#id_provider", "local")
+    page.fill("#id_operation", "frame")
+    page.fill("#id_settings", '{"output_format": "png"}')
+    page.check("#id_is_active")
+    page.click("#template_bindings-group .add-row a")
+    page.click("#template_bindings-0 .select2-selection")
+    page.fill(".select2-search__field", "Рамка")
+    page.click(".select2-results__option >> text=Рамка свадебная")
+    page.select_option("#id_template_bindings-0-role", "frame")
+    page.click("input[name=_save]")
+    page.wait_for_url(f"{service.base_url}/admin/slots/slot/")
+    assert "успешно изменен" in page.inner_text(".messagelist")
+
+    slot = Slot.objects.get(id="slot-009")
+    assert (slot.provider, slot.operation, slot.is_active) == ("local", "frame", True)
+    assert list(slot.template_bindings.values_list("template__name", "role")) == [
+        ("Рамка свадебная", "frame")
+    ]
