@@ -67,7 +67,7 @@ class SlotTemplateBindingInline(admin.TabularInline[SlotTemplateBinding, Slot]):
 
 class SlotForm(forms.ModelForm[Slot]):
     # The version the editor saw; a save against a newer version is refused (optimistic locking).
-    seen_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    seen_version = forms.IntegerField(widget=forms.HiddenInput)
 
     class Meta:
         model = Slot
@@ -133,7 +133,7 @@ class SlotAdmin(admin.ModelAdmin[Slot]):
         # slot_update accepts what they accepted; the bindings follow in the same transaction.
         bindings = [formset for formset in formsets if isinstance(formset, SlotTemplateBindingFormSet)]
         slot = form.instance
-        slot.version = form.cleaned_data.get("seen_version") or slot.version
+        slot.version = form.cleaned_data["seen_version"]
         services.slot_update(
             slot=slot,
             fields={name: form.cleaned_data[name] for name in SlotForm.Meta.fields},

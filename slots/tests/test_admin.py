@@ -126,6 +126,30 @@ def test_one_save_binds_a_frame_and_activates_a_frame_slot(admin_client, setting
     assert list(slot.template_bindings.values_list("template_id", "role")) == [(frame.pk, "frame")]
 
 
+def test_staff_who_may_change_slots_may_bind_their_templates(client, settings, tmp_path):
+    from django.contrib.auth.models import Permission, User
+
+    settings.MEDIA_ROOT = tmp_path
+    staff = User.objects.create_user(username="studio", password="studio-pass-1", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename__in=["view_slot", "change_slot"]))
+    client.force_login(staff)
+    frame = frame_template()
+    response = client.post(
+        reverse("admin:slots_slot_change", args=["slot-009"]),
+        slot_form(
+            "slot-009",
+            bindings=[{"template": frame.pk, "role": "frame", "position": 0}],
+            provider="local",
+            operation="frame",
+            is_active="on",
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    slot = Slot.objects.get(id="slot-009")
+    assert slot.is_active
+    assert list(slot.template_bindings.values_list("role", flat=True)) == ["frame"]
+
+
 def test_activating_a_frame_slot_without_a_frame_is_an_error_and_the_slot_stays_inactive(admin_client):
     response = admin_client.post(
         reverse("admin:slots_slot_change", args=["slot-006"]),
