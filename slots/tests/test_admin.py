@@ -185,6 +185,28 @@ def test_removing_the_only_frame_of_an_active_frame_slot_is_an_error_and_keeps_t
 
 
 @pytest.mark.parametrize(
+    "change", [{}, {"is_active": "on", "operation": "sepia"}], ids=["deactivate", "to-sepia"]
+)
+def test_one_save_removes_the_frame_of_a_frame_slot_that_stops_needing_it(
+    admin_client, settings, tmp_path, change
+):
+    settings.MEDIA_ROOT = tmp_path
+    binding = SlotTemplateBinding.objects.create(slot_id="slot-010", template=frame_template(), role="frame")
+    services.slot_update(
+        slot=Slot.objects.get(id="slot-010"),
+        fields={"provider": "local", "operation": "frame", "is_active": True},
+    )
+    row = {"id": binding.pk, "template": binding.template_id, "role": "frame", "position": 0, "DELETE": "on"}
+    response = admin_client.post(
+        reverse("admin:slots_slot_change", args=["slot-010"]), slot_form("slot-010", bindings=[row], **change)
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    slot = Slot.objects.get(id="slot-010")
+    assert (slot.operation, slot.is_active) == (change.get("operation", "frame"), bool(change))
+    assert not slot.template_bindings.exists()
+
+
+@pytest.mark.parametrize(
     ("provider", "operation"),
     [("gemini", "image_edit"), ("openai", "image_edit"), ("turbotext", "image2image")],
 )
