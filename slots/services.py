@@ -64,7 +64,7 @@ PROVIDER_CAP_MAX = 1000
 
 
 def validate_provider_cap(*, provider: str, cap: int) -> None:
-    """The provider cap rule (admin fields and services): a capped provider, within the range."""
+    """The provider cap rule: a capped provider, within the range (the admin's fields use the same bounds)."""
     if provider not in NETWORK_PROVIDER_KINDS:
         raise ValidationError(
             _("%(provider)s has no concurrency cap; capped providers: %(capped)s."),
