@@ -27,35 +27,45 @@ PASSWORD = "staff-password-123"
 
 @pytest.fixture
 def browser_page(service: Any, studio: Any) -> Iterator[Any]:
+    """A staff member logged in to a web process of its own; page URLs are relative to it."""
     from django.contrib.auth import get_user_model
     from django.db import connections
     from playwright.sync_api import sync_playwright
 
+    from conftest import free_port
+
     get_user_model().objects.create_superuser(username="staff", email="", password=PASSWORD)
+    # A fresh process per test: the session's web process caches content type ids, which the database
+    # flush between tests renumbers, so its admin history entries (written on every save) would break.
+    port = free_port()
+    web = service.start_web_process(port, {})
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--no-first-run", "--disable-sync"],
         )  # fmt: skip
-        context = browser.new_context(locale="ru-RU", viewport={"width": 1280, "height": 900})
+        context = browser.new_context(
+            base_url=f"http://127.0.0.1:{port}", locale="ru-RU", viewport={"width": 1280, "height": 900}
+        )
         page = context.new_page()
-        page.goto(f"{service.base_url}/admin/login/")
+        page.goto("/admin/login/")
         page.fill("#id_username", "staff")
         page.fill("#id_password", PASSWORD)
         page.click("input[type=submit]")
-        page.wait_for_url(f"{service.base_url}/admin/")
+        page.wait_for_url("**/admin/")
         yield page
         browser.close()
         # ORM calls made while Playwright's loop is active get their own connection; close it here so
         # the test database can be dropped at the end of the run.
         connections.close_all()
+    web.stop()
 
 
 def test_staff_configures_a_slot_in_the_browser(service: Any, browser_page: Any, tmp_path: Any) -> None:
     page = browser_page
     assert "Слоты" in page.content()
-    page.goto(f"{service.base_url}/admin/slots/slot/slot-004/change/")
+    page.goto("/admin/slots/slot/slot-004/change/")
     assert f"{service.base_url}/ingest/slot-004" in page.content(), "the slot page shows its ingest URL"
 
     page.select_option("#id_provider", "gemini")
@@ -63,7 +73,7 @@ def test_staff_configures_a_slot_in_the_browser(service: Any, browser_page: Any,
     page.fill("#id_settings", '{"prompt": "акварельный портрет", "aspect_ratio": "3:4"}')
     page.check("#id_is_active")
     page.click("input[name=_save]")
-    page.wait_for_url(f"{service.base_url}/admin/slots/slot/")
+    page.wait_for_url("**/admin/slots/slot/")
     page.screenshot(path=str(tmp_path / "slot-saved.png"))
 
     slot = Slot.objects.get(id="slot-004")
@@ -75,7 +85,7 @@ def test_invalid_settings_show_field_errors_and_keep_the_slot_inactive(
     service: Any, browser_page: Any
 ) -> None:
     page = browser_page
-    page.goto(f"{service.base_url}/admin/slots/slot/slot-005/change/")
+    page.goto("/admin/slots/slot/slot-005/change/")
     page.select_option("#id_provider", "openai")
     page.fill("#id_operation", "image_edit")
     page.fill("#id_settings", '{"size": "huge"}')
@@ -98,7 +108,7 @@ def test_staff_bind_a_frame_and_activate_a_frame_slot_in_one_save(service: Any, 
     template_media_save(template=frame)
 
     page = browser_page
-    page.goto(f"{service.base_url}/admin/slots/slot/slot-009/change/")
+    page.goto("/admin/slots/slot/slot-009/change/")
     assert "Привязки шаблонов" in page.content()
     page.select_option("#id_provider", "local")
     page.fill("#id_operation", "frame")
@@ -110,7 +120,8 @@ def test_staff_bind_a_frame_and_activate_a_frame_slot_in_one_save(service: Any, 
     page.click(".select2-results__option >> text=Рамка свадебная")
     page.select_option("#id_template_bindings-0-role", "frame")
     page.click("input[name=_save]")
-    page.wait_for_url(f"{service.base_url}/admin/slots/slot/")
+    page.wait_for_load_state()
+    assert page.url.endswith("/admin/slots/slot/"), page.inner_text("body")[:3000]
     assert "успешно изменен" in page.inner_text(".messagelist")
 
     slot = Slot.objects.get(id="slot-009")
