@@ -5,7 +5,9 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from providers import services
@@ -35,7 +37,8 @@ class ProviderCredentialAdmin(admin.ModelAdmin[ProviderCredential]):
     def key_status(self, obj: ProviderCredential) -> str:
         if not obj.pk:
             return str(_("Not configured"))
-        return format_html("{} {:%Y-%m-%d %H:%M}", _("Configured, updated at"), obj.updated_at)
+        updated_at = date_format(localtime(obj.updated_at), "Y-m-d H:i")
+        return format_html("{} {}", _("Configured, updated at"), updated_at)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ProviderCredential | None = None) -> Any:
         return [*self.readonly_fields, "provider"] if obj else self.readonly_fields

@@ -107,15 +107,17 @@ class Provider(ABC):
     ) -> dict[str, str]:
         """Field-level problems that would make the provider refuse this configuration ({} = valid).
 
-        The JSON Schema of the provider/operation first, then rules a schema cannot say well.
+        The JSON Schema of the provider/operation first, then rules a schema cannot say well. Only the
+        ``templates`` problem depends on ``template_roles``: a form that judges the settings without the
+        bindings (the slot admin) gets the same answer for every other field.
         """
         from providers.schemas import validate_against_schema
 
         problems = validate_against_schema(
             provider=self.kind, operation=operation, values=settings, template_roles=template_roles
         )
-        if not problems:
-            problems = self.extra_problems(operation, settings, template_roles)
+        if problems.keys() <= {"templates"}:
+            problems = {**self.extra_problems(operation, settings, template_roles), **problems}
         return problems
 
     def extra_problems(

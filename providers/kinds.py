@@ -9,3 +9,12 @@ class ProviderKind(models.TextChoices):
     GEMINI = "gemini", _("Google Gemini image")
     OPENAI = "openai", _("OpenAI GPT Image")
     TURBOTEXT = "turbotext", _("Turbotext")
+
+
+# Providers called over the network: each needs an API key, and its calls in flight at once are capped
+# across all workers (``StudioSettings.provider_concurrency``). The local provider needs neither.
+NETWORK_PROVIDER_KINDS: tuple[ProviderKind, ...] = (
+    ProviderKind.GEMINI,
+    ProviderKind.OPENAI,
+    ProviderKind.TURBOTEXT,
+)

@@ -25,7 +25,11 @@ def static_slot_ids() -> list[str]:
 
 
 class Slot(models.Model):
-    """One ingest URL. Exactly 15 exist (data migration); staff configure them, never add or delete."""
+    """One ingest URL. Exactly 15 exist (data migration); staff configure them, never add or delete.
+
+    Changed only through ``slots.services.slot_update``, which refuses an active slot its provider
+    could not serve (settings, bound templates, API key).
+    """
 
     id = models.CharField(primary_key=True, max_length=16, editable=False)
     display_name = models.CharField(_("display name"), max_length=120, blank=True)
@@ -64,27 +68,6 @@ class Slot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} · {self.display_name}" if self.display_name else self.id
-
-    def clean(self) -> None:
-        """A slot cannot be active with settings its provider would reject."""
-        from django.core.exceptions import ValidationError
-
-        from providers.registry import validate_slot_configuration
-
-        if not self.is_active:
-            return
-        roles = list(self.template_bindings.values_list("role", flat=True)) if self.pk else []
-        problems = validate_slot_configuration(
-            provider=self.provider, operation=self.operation, settings=self.settings, template_roles=roles
-        )
-        if problems:
-            by_field: dict[str, list[str]] = {}
-            for name, message in problems.items():
-                if name in {"provider", "operation"}:
-                    by_field.setdefault(name, []).append(message)
-                else:
-                    by_field.setdefault("settings", []).append(f"{name}: {message}")
-            raise ValidationError(by_field)
 
     @property
     def size_limit_bytes(self) -> int:

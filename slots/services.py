@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,9 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from providers.kinds import NETWORK_PROVIDER_KINDS
+from providers.registry import validate_slot_configuration
+from providers.services import permits_ensure, provider_key_get
 from slots.models import Slot, StudioSettings, static_slot_ids
 
 
@@ -42,13 +46,34 @@ def studio_settings_get() -> StudioSettings:
 
 
 def validate_sync_response_seconds(value: int) -> None:
+    """The sync window rule (admin field and services): a plain error, so a form field can carry it."""
     low, high = settings.SYNC_RESPONSE_MIN_SECONDS, settings.SYNC_RESPONSE_MAX_SECONDS
     if not low <= value <= high:
         raise ValidationError(
-            {
-                "sync_response_seconds": _("The sync window must be between %(low)s and %(high)s seconds.")
-                % {"low": low, "high": high}
-            }
+            _("The sync window must be between %(low)s and %(high)s seconds."),
+            code="sync_window_range",
+            params={"low": low, "high": high},
+        )
+
+
+# Provider calls in flight at once across all workers, per capped provider (NETWORK_PROVIDER_KINDS).
+PROVIDER_CAP_MIN = 1
+PROVIDER_CAP_MAX = 1000
+
+
+def validate_provider_cap(*, provider: str, cap: int) -> None:
+    """The provider cap rule: a capped provider, within the range (the admin's fields use the same bounds)."""
+    if provider not in NETWORK_PROVIDER_KINDS:
+        raise ValidationError(
+            _("%(provider)s has no concurrency cap; capped providers: %(capped)s."),
+            code="provider_not_capped",
+            params={"provider": provider, "capped": ", ".join(NETWORK_PROVIDER_KINDS)},
+        )
+    if not PROVIDER_CAP_MIN <= cap <= PROVIDER_CAP_MAX:
+        raise ValidationError(
+            _("The cap for %(provider)s must be between %(low)s and %(high)s calls."),
+            code="provider_cap_range",
+            params={"provider": provider, "low": PROVIDER_CAP_MIN, "high": PROVIDER_CAP_MAX},
         )
 
 
@@ -57,20 +82,40 @@ class StudioSettingsChange:
     sync_response_seconds: int | None = None
     result_retention_hours: int | None = None
     public_link_ttl_seconds: int | None = None
+    # Caps to set, by provider; providers not named keep theirs.
+    provider_concurrency: Mapping[str, int] | None = None
 
 
 def studio_settings_update(*, change: StudioSettingsChange, user: User | None = None) -> StudioSettings:
-    """Validate and apply a change to the global settings (the same rules for admin and commands)."""
+    """Validate and apply a change to the global settings (the same rules for admin and commands).
+
+    Raises ``ValidationError`` keyed by field; nothing is saved then.
+    """
     with transaction.atomic():
         studio_settings_get()
         studio = StudioSettings.objects.select_for_update().get(id=StudioSettings.SINGLETON_ID)
         if change.sync_response_seconds is not None:
-            validate_sync_response_seconds(change.sync_response_seconds)
+            try:
+                validate_sync_response_seconds(change.sync_response_seconds)
+            except ValidationError as error:
+                raise ValidationError({"sync_response_seconds": error}) from error
             studio.sync_response_seconds = change.sync_response_seconds
         if change.result_retention_hours is not None:
             studio.result_retention_hours = change.result_retention_hours
         if change.public_link_ttl_seconds is not None:
             studio.public_link_ttl_seconds = change.public_link_ttl_seconds
+        if change.provider_concurrency:
+            caps = dict(studio.provider_concurrency or {})
+            for provider, cap in change.provider_concurrency.items():
+                try:
+                    validate_provider_cap(provider=provider, cap=cap)
+                except ValidationError as error:
+                    raise ValidationError({"provider_concurrency": error}) from error
+                caps[provider] = cap
+            studio.provider_concurrency = caps
+            # A raised cap needs its extra permit rows before the next claim can take them.
+            for provider, cap in change.provider_concurrency.items():
+                permits_ensure(provider=provider, cap=cap)
         studio.updated_by = user
         studio.full_clean()
         studio.save()
@@ -109,15 +154,73 @@ def ingest_password_check(*, stored_hash: str, candidate: str) -> bool:
     return bool(check_password(candidate, stored_hash))
 
 
-def slot_update(*, slot: Slot, fields: dict[str, Any], user: User | None = None) -> Slot:
-    """Apply a validated change to a slot with optimistic locking on ``version``.
+# Where slot_configuration_errors puts problems with the bound templates (the slot's inline in admin).
+TEMPLATE_BINDINGS = "template_bindings"
 
-    Raises ``ValidationError`` when the slot was changed by someone else since it was read.
+
+def slot_configuration_errors(*, slot: Slot, template_roles: Sequence[str]) -> dict[str, list[str]]:
+    """Why ``slot``, with the values it carries and templates bound in ``template_roles``, cannot be active.
+
+    Keyed by the slot field to correct (``provider``, ``operation``, ``settings``, ``is_active``) or
+    ``TEMPLATE_BINDINGS``; {} when it can be active, and always {} for an inactive slot (it may hold
+    incomplete settings). Problems under slot fields never depend on ``template_roles``.
+    """
+    if not slot.is_active:
+        return {}
+    errors: dict[str, list[str]] = {}
+    problems = validate_slot_configuration(
+        provider=slot.provider,
+        operation=slot.operation,
+        settings=slot.settings,
+        template_roles=list(template_roles),
+    )
+    for name, message in problems.items():
+        if name in {"provider", "operation"}:
+            errors.setdefault(name, []).append(message)
+        elif name == "templates":
+            errors.setdefault(TEMPLATE_BINDINGS, []).append(message)
+        else:
+            errors.setdefault("settings", []).append(f"{name}: {message}")
+    # Without a key every job on the slot would fail at the provider (a 502 at the booth): refuse now.
+    if slot.provider in NETWORK_PROVIDER_KINDS and not provider_key_get(provider=slot.provider):
+        errors["is_active"] = [
+            _("No API key is configured for this provider; add one under Provider API keys.")
+        ]
+    return errors
+
+
+def slot_version_lock(*, slot_id: str) -> int | None:
+    """The slot's current version, its row locked until the surrounding transaction ends.
+
+    Call it inside a transaction (the admin's change view is one): no other save of the slot can come
+    between this check and the save that follows.
+    """
+    return Slot.objects.select_for_update().filter(id=slot_id).values_list("version", flat=True).first()
+
+
+def slot_update(
+    *,
+    slot: Slot,
+    fields: dict[str, Any],
+    template_roles: Sequence[str] | None = None,
+    user: User | None = None,
+) -> Slot:
+    """Apply a change to a slot with optimistic locking on ``version``.
+
+    The changed slot must be valid: its fields, and (when active) its configuration with templates
+    bound in ``template_roles`` — the roles being saved along with the slot, or, when not given, the
+    ones bound now. Raises ``ValidationError`` by field (see ``slot_configuration_errors``), or without
+    a field when the slot was changed by someone else since it was read.
     """
     for name, value in fields.items():
         setattr(slot, name, value)
     slot.updated_by = user
     slot.full_clean()
+    if template_roles is None:
+        template_roles = list(slot.template_bindings.values_list("role", flat=True))
+    errors = slot_configuration_errors(slot=slot, template_roles=template_roles)
+    if errors:
+        raise ValidationError(errors)
     with transaction.atomic():
         updated = Slot.objects.filter(id=slot.id, version=slot.version).update(
             **fields, updated_by=user, updated_at=timezone.now(), version=F("version") + 1

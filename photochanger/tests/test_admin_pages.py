@@ -26,7 +26,10 @@ def test_every_registered_model_has_a_working_changelist(admin_client):
 
 
 def test_slot_page_shows_the_ingest_url_and_saves_a_valid_configuration(admin_client, settings):
+    from providers.services import provider_key_set
+
     settings.PUBLIC_BASE_URL = "https://booth.example.com"
+    provider_key_set(provider="gemini", api_key="AIza-admin-test")
     url = reverse("admin:slots_slot_change", args=["slot-002"])
     page = admin_client.get(url)
     assert b"https://booth.example.com/ingest/slot-002" in page.content
@@ -86,6 +89,9 @@ def test_settings_page_rotates_the_ingest_password_without_showing_it(admin_clie
             "sync_response_seconds": 50,
             "result_retention_hours": 24,
             "public_link_ttl_seconds": 60,
+            "provider_cap_gemini": 64,
+            "provider_cap_openai": 32,
+            "provider_cap_turbotext": 32,
             "new_ingest_password": "rotated-pass-1",
         },
     )

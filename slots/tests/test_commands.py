@@ -3,7 +3,7 @@
 import pytest
 from django.core.management import CommandError, call_command
 
-from providers.services import provider_key_get
+from providers.services import provider_key_get, provider_key_set
 from slots.models import Slot, StudioSettings
 from slots.services import ingest_password_check
 
@@ -11,6 +11,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_configure_slot_activates_a_valid_gemini_slot():
+    provider_key_set(provider="gemini", api_key="AIza-command-test")
     call_command(
         "configure_slot", "slot-004", "--provider", "gemini", "--operation", "image_edit",
         "--settings", '{"prompt": "watercolor", "aspect_ratio": "3:4"}', "--active",
@@ -37,6 +38,17 @@ def test_configure_slot_refuses_image_size_for_gemini_2_5():
 def test_configure_slot_refuses_a_frame_without_a_bound_frame_template():
     with pytest.raises(CommandError, match="frame"):
         call_command("configure_slot", "slot-006", "--provider", "local", "--operation", "frame", "--active")
+
+
+@pytest.mark.parametrize(("provider", "operation"), [("gemini", "image_edit"), ("turbotext", "image2image")])
+def test_configure_slot_refuses_to_activate_a_provider_without_an_api_key(settings, provider, operation):
+    settings.GEMINI_API_KEY = settings.TURBOTEXT_API_KEY = ""
+    with pytest.raises(CommandError, match=r"^is_active: .*API"):
+        call_command(
+            "configure_slot", "slot-005", "--provider", provider, "--operation", operation,
+            "--settings", '{"prompt": "p"}', "--active",
+        )  # fmt: skip
+    assert not Slot.objects.get(id="slot-005").is_active
 
 
 def test_configure_slot_rejects_unknown_slots_and_bad_json():
@@ -81,6 +93,32 @@ def test_configure_settings_refuses_a_window_below_45_without_the_override(setti
         call_command("configure_settings", "--sync-seconds", "10")
     with pytest.raises(CommandError, match="NAME=KEY"):
         call_command("configure_settings", "--provider-key", "nosuch=1")
+
+
+def test_configure_settings_sets_provider_caps_and_keeps_the_others(settings, capsys):
+    settings.PROVIDER_CONCURRENCY = {"gemini": 64, "openai": 32, "turbotext": 32}
+    call_command("configure_settings", "--provider-cap", "gemini=10", "--provider-cap", "openai=5")
+    assert StudioSettings.objects.get().provider_concurrency == {"gemini": 10, "openai": 5, "turbotext": 32}
+    assert "provider caps gemini=10, openai=5, turbotext=32" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("cap", "message"),
+    [
+        ("local=5", "NAME=N"),
+        ("gemini", "NAME=N"),
+        ("gemini=many", "NAME=N"),
+        ("gemini=0", r"1\D+1000"),
+        ("openai=1001", r"1\D+1000"),
+    ],
+)
+def test_configure_settings_refuses_a_bad_provider_cap_and_saves_nothing(settings, cap, message):
+    settings.PROVIDER_CONCURRENCY = {"gemini": 64, "openai": 32, "turbotext": 32}
+    with pytest.raises(CommandError, match=message):
+        call_command("configure_settings", "--provider-cap", cap, "--sync-seconds", "50")
+    studio = StudioSettings.objects.get()
+    assert (studio.provider_concurrency["gemini"], studio.provider_concurrency["openai"]) == (64, 32)
+    assert studio.sync_response_seconds == 48
 
 
 def test_first_run_configures_slot_001_once():

@@ -1,5 +1,6 @@
 """``manage.py configure_settings [--ingest-password X] [--sync-seconds N] [--result-retention-hours H]
-[--provider-key NAME=KEY]`` — global settings for ops and tests, validated as the admin validates."""
+[--public-link-ttl-seconds S] [--provider-key NAME=KEY] [--provider-cap NAME=N]`` — global settings for
+ops and tests, validated as the admin validates."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from providers.kinds import ProviderKind
+from providers.kinds import NETWORK_PROVIDER_KINDS, ProviderKind
 from providers.services import provider_key_set
 from slots import services
 from slots.management.commands.configure_slot import _format_validation_error
 
 
 class Command(BaseCommand):
-    help = "Change global settings: ingest password, sync window, result retention, provider API keys."
+    help = (
+        "Change global settings: ingest password, sync window, result retention, provider API keys, "
+        "provider concurrency caps."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--ingest-password")
@@ -29,6 +33,17 @@ class Command(BaseCommand):
             metavar="NAME=KEY",
             help=f"provider API key, NAME one of {', '.join(ProviderKind.values)} (repeatable; empty KEY removes)",
         )
+        parser.add_argument(
+            "--provider-cap",
+            action="append",
+            default=[],
+            metavar="NAME=N",
+            help=(
+                f"provider calls in flight at once across all workers, NAME one of "
+                f"{', '.join(NETWORK_PROVIDER_KINDS)}, N {services.PROVIDER_CAP_MIN}–{services.PROVIDER_CAP_MAX} "
+                "(repeatable; providers not named keep their cap)"
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         keys: list[tuple[str, str]] = []
@@ -39,12 +54,14 @@ class Command(BaseCommand):
                     f"--provider-key must be NAME=KEY with NAME one of {', '.join(ProviderKind.values)}"
                 )
             keys.append((name, key))
+        caps = self.parse_provider_caps(options["provider_cap"])
         try:
             studio = services.studio_settings_update(
                 change=services.StudioSettingsChange(
                     sync_response_seconds=options["sync_seconds"],
                     result_retention_hours=options["result_retention_hours"],
                     public_link_ttl_seconds=options["public_link_ttl_seconds"],
+                    provider_concurrency=caps,
                 )
             )
             if options["ingest_password"] is not None:
@@ -57,7 +74,21 @@ class Command(BaseCommand):
         password_state = (
             "configured" if studio.ingest_password_configured else "not configured (ingest closed)"
         )
+        caps_state = ", ".join(f"{name}={cap}" for name, cap in sorted(studio.provider_concurrency.items()))
         self.stdout.write(
             f"sync window {studio.sync_response_seconds} s, result retention {studio.result_retention_hours} h, "
-            f"public link TTL {studio.public_link_ttl_seconds} s, ingest password {password_state}"
+            f"public link TTL {studio.public_link_ttl_seconds} s, ingest password {password_state}, "
+            f"provider caps {caps_state or 'none'}"
         )
+
+    def parse_provider_caps(self, items: list[str]) -> dict[str, int]:
+        caps: dict[str, int] = {}
+        for item in items:
+            name, separator, value = item.partition("=")
+            if not separator or name not in NETWORK_PROVIDER_KINDS or not value.strip().isdigit():
+                raise CommandError(
+                    f"--provider-cap must be NAME=N with NAME one of {', '.join(NETWORK_PROVIDER_KINDS)} "
+                    "and N a whole number"
+                )
+            caps[name] = int(value)
+        return caps

@@ -1,6 +1,7 @@
 """``manage.py configure_slot <slot_id> --provider P [--operation O] [--settings JSON] [--active|--inactive]``
 
-Scripted slot set-up for ops and tests, validated exactly as the admin validates (``Slot.clean``).
+Scripted slot set-up for ops and tests, validated exactly as the admin validates
+(``slots.services.slot_update``, against the templates bound now).
 """
 
 from __future__ import annotations
