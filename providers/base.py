@@ -96,12 +96,6 @@ class Provider(ABC):
     kind: ClassVar[str]
     default_operation: ClassVar[str]
 
-    @property
-    def operations(self) -> list[str]:
-        from providers.schemas import operations_for
-
-        return operations_for(self.kind)
-
     def validate_settings(
         self, operation: str, settings: dict[str, Any], template_roles: list[str]
     ) -> dict[str, str]:
