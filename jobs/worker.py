@@ -4,7 +4,8 @@ One asyncio loop per process runs up to ``concurrency`` jobs at once. Claims use
 ``SELECT … FOR UPDATE SKIP LOCKED`` and commit before the provider is called; the provider call runs
 with no transaction and no row lock held, with the job's remaining time as its timeout; the result is
 finalized with a conditional update. Leases are renewed while a job runs, so a worker that dies lets
-another re-claim the job once the lease lapses (or the job times out at its deadline).
+another re-claim the job once the lease lapses (or the job times out at its deadline). The event loop
+never waits on the disk: files are read and written in threads.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from jobs import services
 from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage
+from media.images import sniff_image_type
 from media.services import public_link_create
 from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
 from photochanger.errors import FailureReason, ServiceError
@@ -35,6 +37,7 @@ from providers.base import (
     ProviderError,
     ProviderImage,
     ProviderRequest,
+    StoredImage,
     TemplateImage,
 )
 from providers.registry import get_provider
@@ -206,14 +209,13 @@ class Worker:
     async def _run_provider(self, claimed: ClaimedJob, client: httpx.AsyncClient) -> Outcome:
         job = claimed
         provider = get_provider(job.provider)
+        photo, templates = await asyncio.to_thread(_stored_images, claimed)
         request = ProviderRequest(
             job_id=str(job.id),
             operation=job.operation or provider.default_operation,
             settings=dict(job.provider_settings),
-            # Local files of at most 20 MB: reading them inline costs less than a thread hop.
-            photo=ProviderImage(data=storage.read(claimed.input_path), mime_type=claimed.input_mime_type),
-            photo_path=claimed.input_path,
-            templates=_load_templates(job.templates),
+            photo=photo,
+            templates=templates,
             deadline=job.expires_at,
             api_key=await self._api_key(job.provider),
             hooks=JobHooks(job.id),
@@ -237,7 +239,7 @@ class Worker:
                 failure_message=error.message,
                 provider_calls=request.attempts,
             )
-        stored = _store_result(job.id, result.image)
+        stored = await asyncio.to_thread(_store_result, job.id, result.image)
         return Outcome(
             state=JobState.SUCCEEDED,
             result=stored,
@@ -278,7 +280,7 @@ class Worker:
             # Someone else finalized first (the waiter at the deadline, cleanup, staff): our answer is late.
             await db_call(permit_release, job_id=job_id)
             if outcome.result is not None:
-                storage.delete(outcome.result.path)
+                await asyncio.to_thread(storage.delete, outcome.result.path)
             self.stats.lost += 1
             return
         if outcome.state == JobState.SUCCEEDED:
@@ -330,24 +332,30 @@ class JobHooks:
         await db_call(services.job_set_provider_reference, job_id=self.job_id, reference=reference)
 
 
-def _load_templates(templates: list[dict[str, str]]) -> list[TemplateImage]:
-    loaded = []
-    for template in templates:
-        data = storage.read(template["path"])
-        loaded.append(
-            TemplateImage(
-                role=template.get("role", ""),
-                name=template.get("name", ""),
-                image=ProviderImage(data=data, mime_type=template.get("mime_type", "image/png")),
+def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage]]:
+    """The job's photo and templates as files of known size (blocking: stats each file)."""
+    photo = StoredImage(
+        path=claimed.input_path,
+        mime_type=claimed.input_mime_type,
+        size_bytes=storage.size(claimed.input_path),
+    )
+    templates = [
+        TemplateImage(
+            role=template.get("role", ""),
+            name=template.get("name", ""),
+            image=StoredImage(
                 path=template["path"],
-            )
+                mime_type=template.get("mime_type", "image/png"),
+                size_bytes=storage.size(template["path"]),
+            ),
         )
-    return loaded
+        for template in claimed.templates
+    ]
+    return photo, templates
 
 
 def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
-    from media.images import sniff_image_type
-
+    """Write the provider's image under MEDIA_ROOT/results (blocking: writes and hashes the file)."""
     mime_type = sniff_image_type(image.data) or image.mime_type
     path = storage.result_path(job_id, mime_type)
     checksum = storage.write_new(path, image.data)
