@@ -1,11 +1,12 @@
 """The queue worker: claim, commit, work, finalize.
 
-One asyncio loop per process runs up to ``concurrency`` jobs at once. Claims use
+One asyncio loop per process runs up to ``concurrency`` jobs at once; the providers' caps in the
+studio settings, enforced by the claim, limit the calls in flight across all workers. Claims use
 ``SELECT … FOR UPDATE SKIP LOCKED`` and commit before the provider is called; the provider call runs
 with no transaction and no row lock held, with the job's remaining time as its timeout; the result is
-finalized with a conditional update. Leases are renewed while a job runs, so a worker that dies lets
-another re-claim the job once the lease lapses (or the job times out at its deadline). The event loop
-never waits on the disk: files are read and written in threads.
+finalized with a conditional update that only the current claim can win. Leases are renewed while a
+job runs, so a worker that dies lets another re-claim the job once the lease lapses (or the job times
+out at its deadline). The event loop never waits on the disk: files are read and written in threads.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
 from django.conf import settings
+from django.utils import timezone
 
 from jobs import services
 from jobs.services import ClaimedJob, Outcome, StoredResult
@@ -41,10 +44,11 @@ from providers.base import (
     TemplateImage,
 )
 from providers.registry import get_provider
-from providers.services import permit_release, permits_ensure, provider_key_get
+from providers.services import provider_key_get
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_CONCURRENCY = 16
 LEASE_RENEW_FRACTION = 0.3
 CONNECTIONS_PER_CLIENT = 32
 API_KEY_CACHE_SECONDS = 5.0
@@ -55,20 +59,32 @@ class WorkerStats:
     claimed: int = 0
     succeeded: int = 0
     failed: int = 0
+    # Claims that ran out of time: finalized as timeout by this worker or, at the deadline, by the waiter.
     timed_out: int = 0
+    # Claims taken away before their deadline (re-claimed elsewhere, cancelled by staff) or whose
+    # finished outcome could not be written because the job was no longer this claim's.
     lost: int = 0
+    # Other workers' jobs this worker's housekeeping handed back to the queue or timed out.
+    stale_requeued: int = 0
+    stale_timed_out: int = 0
+
+
+@dataclass
+class RunningJob:
+    claim: ClaimedJob
+    task: asyncio.Task[None]
 
 
 @dataclass
 class Worker:
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
     lease: timedelta = field(default_factory=lambda: timedelta(seconds=settings.WORKER_LEASE_SECONDS))
     poll_seconds: float = field(default_factory=lambda: settings.WORKER_POLL_SECONDS)
 
     def __post_init__(self) -> None:
         self.stats = WorkerStats()
-        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._running: dict[uuid.UUID, RunningJob] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._clients: list[httpx.AsyncClient] = []
@@ -76,9 +92,6 @@ class Worker:
         self._api_keys: dict[str, tuple[float, str]] = {}
         # Jobs whose provider work is done and whose finalize is under way: never cancelled.
         self._finalizing: set[uuid.UUID] = set()
-        # Provider concurrency caps shared by every worker (a place is a permit row, see jobs_claim).
-        self._caps: dict[str, int] = dict(settings.PROVIDER_CONCURRENCY)
-        self._permits_ready = False
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -90,11 +103,13 @@ class Worker:
     def abort(self) -> None:
         """Second signal: cancel in-flight jobs now (their leases lapse; another worker re-claims)."""
         self._stopping = True
-        for task in self._running.values():
-            task.cancel()
+        for running in self._running.values():
+            running.task.cancel()
         self._wake.set()
 
-    async def run(self) -> None:
+    @contextlib.asynccontextmanager
+    async def http_clients(self) -> AsyncIterator[None]:
+        """The httpx pools provider calls are spread over, open while the worker runs."""
         # httpx's connection pool does work proportional to its connections on every request, so one
         # pool for hundreds of concurrent calls stalls the event loop for seconds; small pools don't.
         count = max(1, -(-self.concurrency // CONNECTIONS_PER_CLIENT))
@@ -105,6 +120,13 @@ class Worker:
             for _ in range(count):
                 client = httpx.AsyncClient(limits=limits, follow_redirects=False)
                 self._clients.append(await stack.enter_async_context(client))
+            try:
+                yield
+            finally:
+                self._clients.clear()
+
+    async def run(self) -> None:
+        async with self.http_clients():
             listener = asyncio.create_task(self._listen_forever(), name="worker-listen")
             housekeeping = asyncio.create_task(self._housekeeping_forever(), name="worker-housekeeping")
             try:
@@ -113,7 +135,7 @@ class Worker:
                     self._wake.clear()
                     if not await self.claim_step():
                         await self._idle()
-                await self._drain()
+                await self.drain()
             finally:
                 listener.cancel()
                 housekeeping.cancel()
@@ -128,10 +150,13 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
+        """Wait for every job in flight to finish (finalized, given up or cancelled)."""
         if self._running:
             logger.info("worker %s draining %s in-flight job(s)", self.name, len(self._running))
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            await asyncio.gather(
+                *(running.task for running in self._running.values()), return_exceptions=True
+            )
 
     # --- steps -----------------------------------------------------------------------------------
 
@@ -145,60 +170,69 @@ class Worker:
         if room <= 0 or self._stopping:
             return False
         try:
-            if not self._permits_ready:
-                await db_call(_ensure_all_permits, self._caps)
-                self._permits_ready = True
-            claimed = await db_call(
-                services.jobs_claim, worker=self.name, limit=room, lease=self.lease, caps=self._caps
-            )
+            claimed = await db_call(services.jobs_claim, worker=self.name, limit=room, lease=self.lease)
         except ServiceError:
             await asyncio.sleep(self.poll_seconds)
             return False
         for item in claimed:
+            stale = self._running.get(item.id)
+            if stale is not None:
+                # Our own earlier claim of this job lapsed (this loop stalled past the lease) and we
+                # claimed it again: the old attempt must stop calling the provider.
+                stale.task.cancel()
+                self.stats.lost += 1
             self.stats.claimed += 1
             task = asyncio.create_task(self.process(item), name=f"job-{item.id}")
-            self._running[item.id] = task
+            self._running[item.id] = RunningJob(claim=item, task=task)
             task.add_done_callback(functools.partial(self._job_done, item.id))
         return len(claimed) == room
 
-    def _job_done(self, job_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+    def _job_done(self, job_id: uuid.UUID, task: asyncio.Task[None]) -> None:
+        running = self._running.get(job_id)
+        if running is None or running.task is not task:
+            return  # a stale claim's task: the job's current claim keeps its place
         was_full = len(self._running) >= self.concurrency
-        self._running.pop(job_id, None)
+        del self._running[job_id]
         if was_full:
             self._wake.set()  # a place is free again; pending jobs may be waiting for it
 
     async def housekeeping_step(self) -> None:
-        """Renew our leases (cancel jobs someone else finalized) and recover stale jobs."""
+        """Renew our leases (stop jobs that are no longer ours) and recover stale jobs."""
         # Jobs being finalized keep their lease too: a finalize waiting for a database thread must not
         # see its job requeued and claimed again.
-        mine = list(self._running)
-        if mine:
+        claims = {job_id: running.claim.claim_count for job_id, running in self._running.items()}
+        if claims:
             still_ours = await db_housekeeping_call(
-                services.jobs_renew_leases, worker=self.name, job_ids=mine, lease=self.lease
+                services.jobs_renew_leases, worker=self.name, claims=claims, lease=self.lease
             )
-            for job_id in mine:
-                if job_id not in still_ours and job_id in self._running and job_id not in self._finalizing:
-                    # Timed out, cancelled or re-claimed elsewhere: stop calling the provider.
-                    self._running[job_id].cancel()
+            now = timezone.now()
+            for job_id in claims.keys() - still_ours:
+                running = self._running.get(job_id)
+                if running is None or job_id in self._finalizing:
+                    continue
+                # Finalized, cancelled or re-claimed elsewhere: stop calling the provider.
+                running.task.cancel()
+                if now >= running.claim.expires_at:
+                    self.stats.timed_out += 1  # the waiter or cleanup wrote the timeout at the deadline
+                else:
                     self.stats.lost += 1
         requeued, timed_out = await db_housekeeping_call(services.jobs_recover_stale)
         if requeued:
             self._wake.set()
-        self.stats.timed_out += timed_out
+        self.stats.stale_requeued += requeued
+        self.stats.stale_timed_out += timed_out
 
     # --- one job ---------------------------------------------------------------------------------
 
     async def process(self, claimed: ClaimedJob) -> None:
-        job = claimed
-        client = self._clients[self._next_client % len(self._clients)]
-        self._next_client += 1
+        """Run one claimed job to its end: provider call, then finalize (or stop if cancelled)."""
         try:
-            outcome = await self._run_provider(claimed, client)
+            outcome = await self._run_provider(claimed)
         except asyncio.CancelledError:
-            logger.info("job %s: stopped (finalized elsewhere or worker aborting)", job.id)
+            logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
             raise
         except Exception:
-            logger.exception("job %s: internal error", job.id)
+            logger.exception("job %s: internal error", claimed.id)
             outcome = Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.INTERNAL_ERROR,
@@ -206,23 +240,22 @@ class Worker:
             )
         await self._finalize(claimed, outcome)
 
-    async def _run_provider(self, claimed: ClaimedJob, client: httpx.AsyncClient) -> Outcome:
-        job = claimed
-        provider = get_provider(job.provider)
+    async def _run_provider(self, claimed: ClaimedJob) -> Outcome:
+        provider = get_provider(claimed.provider)
         photo, templates = await asyncio.to_thread(_stored_images, claimed)
         request = ProviderRequest(
-            job_id=str(job.id),
-            operation=job.operation or provider.default_operation,
-            settings=dict(job.provider_settings),
+            job_id=str(claimed.id),
+            operation=claimed.operation or provider.default_operation,
+            settings=dict(claimed.provider_settings),
             photo=photo,
             templates=templates,
-            deadline=job.expires_at,
-            api_key=await self._api_key(job.provider),
-            hooks=JobHooks(job.id),
+            deadline=claimed.expires_at,
+            api_key=await self._api_key(claimed.provider),
+            hooks=JobHooks(claimed.id),
         )
         try:
             result = await asyncio.wait_for(
-                provider.process(request, client), timeout=max(request.remaining(), 0.001)
+                provider.process(request, self._client()), timeout=max(request.remaining(), 0.001)
             )
         except (ProviderDeadlineExceeded, TimeoutError):
             return Outcome(
@@ -232,20 +265,25 @@ class Worker:
                 provider_calls=request.attempts,
             )
         except ProviderError as error:
-            logger.info("job %s: provider failed permanently: %s", job.id, error.message)
+            logger.info("job %s: provider failed permanently: %s", claimed.id, error.message)
             return Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.PROVIDER_ERROR,
                 failure_message=error.message,
                 provider_calls=request.attempts,
             )
-        stored = await asyncio.to_thread(_store_result, job.id, result.image)
+        stored = await asyncio.to_thread(_store_result, claimed.id, result.image)
         return Outcome(
             state=JobState.SUCCEEDED,
             result=stored,
             provider_calls=result.attempts,
             extra={"attempts": result.attempts},
         )
+
+    def _client(self) -> httpx.AsyncClient:
+        client = self._clients[self._next_client % len(self._clients)]
+        self._next_client += 1
+        return client
 
     async def _api_key(self, provider: str) -> str:
         """The provider's key, re-read from the database at most every few seconds (keys rarely change)."""
@@ -257,33 +295,23 @@ class Worker:
         return cached[1]
 
     async def _finalize(self, claimed: ClaimedJob, outcome: Outcome) -> None:
-        job_id = claimed.id
-        self._finalizing.add(job_id)
+        self._finalizing.add(claimed.id)
         try:
-            await self._finalize_once(claimed, outcome)
-        finally:
-            self._finalizing.discard(job_id)
-
-    async def _finalize_once(self, claimed: ClaimedJob, outcome: Outcome) -> None:
-        job_id = claimed.id
-        if outcome.state == JobState.TIMEOUT:
-            won = await db_call(services.job_time_out, job_id=job_id)
-        else:
             won = await db_call(
                 services.job_finalize,
-                job_id=job_id,
+                job_id=claimed.id,
                 outcome=outcome,
                 claimed_by=self.name,
                 claim_count=claimed.claim_count,
             )
+        finally:
+            self._finalizing.discard(claimed.id)
         if not won:
-            # Someone else finalized first (the waiter at the deadline, cleanup, staff): our answer is late.
-            await db_call(permit_release, job_id=job_id)
+            # Finalized elsewhere or claimed again since: our answer is not the job's.
             if outcome.result is not None:
                 await asyncio.to_thread(storage.delete, outcome.result.path)
             self.stats.lost += 1
-            return
-        if outcome.state == JobState.SUCCEEDED:
+        elif outcome.state == JobState.SUCCEEDED:
             self.stats.succeeded += 1
         elif outcome.state == JobState.TIMEOUT:
             self.stats.timed_out += 1
@@ -310,11 +338,6 @@ class Worker:
                 raise
             except Exception as error:
                 logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
-
-
-def _ensure_all_permits(caps: dict[str, int]) -> None:
-    for provider, places in caps.items():
-        permits_ensure(provider=provider, cap=places)
 
 
 class JobHooks:
