@@ -1,7 +1,7 @@
 """The queue worker: claim, commit, work, finalize.
 
-One asyncio loop per process runs up to ``concurrency`` jobs at once; the providers' caps in the
-studio settings, enforced by the claim, limit the calls in flight across all workers. Claims use
+One asyncio loop per process runs up to ``concurrency`` jobs at once (coroutines, cheap: the providers'
+caps in the studio settings, enforced by the claim, are what limits calls in flight). Claims use
 ``SELECT … FOR UPDATE SKIP LOCKED`` and commit before the provider is called; the provider call runs
 with no transaction and no row lock held, with the job's remaining time as its timeout; the result is
 finalized with a conditional update that only the current claim can win. Leases are renewed while a
@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from django.conf import settings
@@ -34,6 +34,7 @@ from media import storage
 from media.images import sniff_image_type
 from media.services import public_link_create
 from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
+from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
     ProviderDeadlineExceeded,
@@ -48,10 +49,12 @@ from providers.services import provider_key_get
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 256
 LEASE_RENEW_FRACTION = 0.3
 CONNECTIONS_PER_CLIENT = 32
 API_KEY_CACHE_SECONDS = 5.0
+# A job that gave up before its deadline waits for it in slices this long (wall-clock time decides).
+DEADLINE_WAIT_SLICE_SECONDS = 0.5
 
 
 @dataclass
@@ -228,6 +231,8 @@ class Worker:
         """Run one claimed job to its end: provider call, then finalize (or stop if cancelled)."""
         try:
             outcome = await self._run_provider(claimed)
+            if outcome.state == JobState.TIMEOUT:
+                await _wait_until(claimed.expires_at)
         except asyncio.CancelledError:
             logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
             raise
@@ -306,15 +311,16 @@ class Worker:
             )
         finally:
             self._finalizing.discard(claimed.id)
-        if not won:
+        if outcome.state == JobState.TIMEOUT:
+            # Written only after the deadline: if we did not win, the waiter or cleanup wrote the same.
+            self.stats.timed_out += 1
+        elif not won:
             # Finalized elsewhere or claimed again since: our answer is not the job's.
             if outcome.result is not None:
                 await asyncio.to_thread(storage.delete, outcome.result.path)
             self.stats.lost += 1
         elif outcome.state == JobState.SUCCEEDED:
             self.stats.succeeded += 1
-        elif outcome.state == JobState.TIMEOUT:
-            self.stats.timed_out += 1
         else:
             self.stats.failed += 1
 
@@ -338,6 +344,16 @@ class Worker:
                 raise
             except Exception as error:
                 logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
+
+
+async def _wait_until(deadline: datetime) -> None:
+    """Sleep until the wall clock reaches ``deadline``.
+
+    Adapters give up a little early when another attempt could not finish in time, but a timeout may
+    only be written once the deadline has passed (``job_finalize``); meanwhile the job keeps its lease.
+    """
+    while (left := remaining_seconds(deadline=deadline, now=timezone.now())) > 0:
+        await asyncio.sleep(min(left, DEADLINE_WAIT_SLICE_SECONDS))
 
 
 class JobHooks:

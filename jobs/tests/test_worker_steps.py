@@ -77,6 +77,42 @@ def test_a_stale_claim_losing_its_finalize_leaves_the_cap_to_the_jobs_new_claim(
     assert list((queue / "results").glob("*")) == [], "the stale claim's result was thrown away"
 
 
+def test_a_provider_giving_up_before_the_deadline_is_timed_out_by_its_worker_at_the_deadline(
+    queue, fake_gemini
+):
+    fake_gemini.default_mode = "503"
+    # After the first 503 the next backoff (2–4 s) cannot fit in the ~2 s left: the adapter gives up early.
+    job = make_pending_job(
+        settings={"prompt": "p", "retry_policy": {"base_backoff_seconds": 8}}, expires_in=2
+    )
+    worker = Worker(concurrency=4, lease=LEASE)
+    seen: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        with time_machine.travel(timezone.now(), tick=True) as clock:
+            async with worker.http_clients():
+                await worker.claim_step()
+                await eventually(lambda: fake_gemini.calls == 1)
+                await asyncio.sleep(0.2)  # the 503 comes back and the adapter gives up
+                await worker.housekeeping_step()
+                seen["before"] = await db_call(Job.objects.get, id=job.id)
+                seen["lost_before"] = worker.stats.lost
+                clock.shift(timedelta(seconds=2))
+                await asyncio.wait_for(worker.drain(), timeout=5)
+
+    run(scenario)
+    before = seen["before"]
+    assert (before.state, before.claimed_by, seen["lost_before"]) == ("processing", worker.name, 0), (
+        "still the worker's, lease renewed, nothing counted lost while it waits for the deadline"
+    )
+    assert before.lease_expires_at > before.claimed_at + LEASE, "its lease was renewed while it waited"
+    row = Job.objects.get(id=job.id)
+    assert (row.state, row.failure_reason, row.provider_calls) == ("timeout", "provider_timeout", 1)
+    assert row.finalized_at is not None and row.finalized_at >= row.expires_at
+    assert (worker.stats.timed_out, worker.stats.lost) == (1, 0)
+    assert fake_gemini.calls == 1
+
+
 def test_a_worker_whose_job_was_claimed_again_elsewhere_stops_calling_and_does_not_finalize(
     queue, fake_gemini
 ):
