@@ -156,7 +156,9 @@ async def with_retries(
 ) -> T:
     """Call ``attempt(timeout)`` until it succeeds, a permanent error occurs, or the deadline arrives.
 
-    ``timeout`` is always the time left; backoff (with jitter) never sleeps past the deadline.
+    ``timeout`` is always the time left; backoff (with jitter) never sleeps past the deadline. When the
+    next backoff would not fit, ``ProviderDeadlineExceeded`` comes up to ``max_backoff`` seconds early:
+    the caller (the worker) writes the timeout once the deadline has passed.
     """
     last_error: ProviderError | None = None
     for number in range(1, max_attempts + 1):
