@@ -73,6 +73,12 @@ class Stack:
         for number in range(1, 16):
             call_command("configure_slot", f"slot-{number:03d}", "--provider", "gemini", "--operation", "image_edit",
                          "--settings", json.dumps({"prompt": "bench"}), "--size-limit-mb", "20", "--active")  # fmt: skip
+        from slots.models import StudioSettings
+
+        # Provider caps live in the studio settings (the environment only seeds a new install).
+        caps = {name: int(value) for name, _, value in
+                (item.partition("=") for item in self.env["PROVIDER_CONCURRENCY"].split(","))}  # fmt: skip
+        StudioSettings.objects.filter(id=1).update(provider_concurrency=caps)
         from django.db import connections
 
         connections.close_all()

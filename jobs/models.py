@@ -57,23 +57,31 @@ class Job(models.Model):
         verbose_name = _("job")
         verbose_name_plural = _("jobs")
         indexes = [
-            # Queue poll: claim_next_job() — "WHERE state = 'pending' ORDER BY created_at … SKIP LOCKED".
+            # Queue poll: jobs.services.jobs_claim — "WHERE state = 'pending' AND expires_at > now
+            # ORDER BY created_at … FOR UPDATE SKIP LOCKED".
             models.Index(
                 fields=["created_at"],
                 name="job_pending_queue_idx",
                 condition=models.Q(state="pending"),
             ),
-            # Lease/deadline sweeps: recover_stale_jobs() — live jobs ordered by their deadline.
+            # Deadline sweep: jobs.services.jobs_recover_stale — live jobs past their deadline, oldest first.
             models.Index(
                 fields=["expires_at"],
                 name="job_live_deadline_idx",
                 condition=models.Q(state__in=["pending", "processing"]),
             ),
-            # Result cleanup: cleanup_results — stored results by expiry.
+            # Result cleanup: jobs.cleanup.cleanup_run (_expired_results) — stored results by expiry.
             models.Index(
                 fields=["result_expires_at"],
                 name="job_result_expiry_idx",
                 condition=models.Q(result_deleted_at__isnull=True) & ~models.Q(result_path=""),
+            ),
+            # Calls in flight per capped provider: jobs.services.jobs_claim — "SELECT provider, count(*)
+            # … WHERE state = 'processing' AND provider IN (capped providers) GROUP BY provider".
+            models.Index(
+                fields=["provider"],
+                name="job_processing_provider_idx",
+                condition=models.Q(state="processing"),
             ),
             # Slot gallery: recent jobs of a slot.
             models.Index(fields=["slot", "-created_at"], name="job_slot_recent_idx"),

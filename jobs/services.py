@@ -19,8 +19,12 @@ from django.utils import timezone
 from jobs.models import Job
 from jobs.states import FINAL_STATES, LIVE_STATES, JobState, sources_for
 from media import storage
+from media.models import MediaObject
 from photochanger import deadlines
 from photochanger.errors import FailureReason
+from photochanger.sql import column, sql
+from slots.models import StudioSettings
+from stats.models import ProcessingLogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -135,45 +139,59 @@ class Outcome:
 
 
 # The conditional UPDATE that makes one caller the winner, then in the same statement: the log entry,
-# the provider permit it held, the release of the job's temporary media (their paths come back for
-# deletion), and the wake-up of the request waiting for this job. A final job matches no row: the statement then does nothing.
-_FINALIZE_SQL = """
+# the release of the job's temporary media (their paths come back for deletion), the wake-up of the
+# request waiting for this job, and of the workers when a capped provider has jobs waiting for the place
+# this job held. A final job matches no row: the statement then does nothing.
+_FINALIZE_SQL = sql(
+    """
 WITH job AS (
-    UPDATE jobs_job
-       SET state = %(state)s, finalized_at = %(now)s, lease_expires_at = NULL,
-           failure_reason = %(failure_reason)s, failure_message = %(failure_message)s,
-           provider_calls = provider_calls + %(provider_calls)s,
-           result_path = %(result_path)s, result_mime_type = %(result_mime_type)s,
-           result_size_bytes = %(result_size_bytes)s, result_sha256 = %(result_sha256)s,
-           result_expires_at = CASE WHEN %(has_result)s
-               THEN %(now)s + make_interval(hours => (SELECT result_retention_hours FROM slots_studiosettings WHERE id = 1))
+    UPDATE {job}
+       SET {job.state} = %(state)s, {job.finalized_at} = %(now)s, {job.lease_expires_at} = NULL,
+           {job.failure_reason} = %(failure_reason)s, {job.failure_message} = %(failure_message)s,
+           {job.provider_calls} = {job.provider_calls} + %(provider_calls)s,
+           {job.result_path} = %(result_path)s, {job.result_mime_type} = %(result_mime_type)s,
+           {job.result_size_bytes} = %(result_size_bytes)s, {job.result_sha256} = %(result_sha256)s,
+           {job.result_expires_at} = CASE WHEN %(has_result)s
+               THEN %(now)s + make_interval(hours => (
+                   SELECT {studio.result_retention_hours} FROM {studio} WHERE {studio.id} = 1))
                END
-     WHERE id = %(id)s AND state = ANY(%(sources)s) {conditions}
- RETURNING id, slot_id, created_at
+     WHERE {job.id} = %(id)s AND {job.state} = ANY(%(sources)s) {{conditions}}
+ RETURNING {job.id} AS id, {job.slot} AS slot_id, {job.provider} AS provider, {job.created_at} AS created_at
 ), log AS (
-    INSERT INTO stats_processinglogentry (created_at, event, slot_id, job_id, job_state, failure_reason,
-                                          duration_ms, details)
+    INSERT INTO {log} ({log.created_at}, {log.event}, {log.slot_id}, {log.job}, {log.job_state},
+                       {log.failure_reason}, {log.duration_ms}, {log.details})
     SELECT %(now)s, 'job_finished', job.slot_id, job.id, %(state)s, %(failure_reason)s,
            (extract(epoch FROM %(now)s - job.created_at) * 1000)::integer, %(details)s::jsonb
       FROM job
-), permits AS (
-    UPDATE providers_providerpermit SET job_id = NULL, expires_at = NULL WHERE job_id IN (SELECT id FROM job)
- RETURNING id
 ), wake AS (
-    -- a place in a provider's cap is free again: wake workers if jobs are waiting (job_pending_queue_idx)
-    SELECT pg_notify(%(created_channel)s, '') FROM permits
-     WHERE EXISTS (SELECT 1 FROM jobs_job WHERE state = 'pending') LIMIT 1
+    -- jobs_claim may have left this provider's jobs pending at its cap (job_pending_queue_idx)
+    SELECT pg_notify(%(created_channel)s, '') FROM job
+     WHERE job.provider IN (
+               SELECT jsonb_object_keys({studio.provider_concurrency}) FROM {studio} WHERE {studio.id} = 1)
+       AND EXISTS (SELECT 1 FROM {job} AS waiting
+                    WHERE waiting.{job.state} = 'pending' AND waiting.{job.provider} = job.provider)
 ), released AS (
-    UPDATE media_mediaobject SET deleted_at = %(now)s
-     WHERE job_id IN (SELECT id FROM job) AND deleted_at IS NULL
- RETURNING path, owns_file
+    UPDATE {media} SET {media.deleted_at} = %(now)s
+     WHERE {media.job} IN (SELECT id FROM job) AND {media.deleted_at} IS NULL
+ RETURNING {media.path} AS path, {media.owns_file} AS owns_file
 )
 SELECT 'job' AS kind, pg_notify(%(channel)s, %(id_text)s)::text AS value FROM job
 UNION ALL
 SELECT 'wake', '' FROM wake
 UNION ALL
 SELECT 'file', path FROM released WHERE owns_file
-"""
+""",
+    job=Job,
+    log=ProcessingLogEntry,
+    media=MediaObject,
+    studio=StudioSettings,
+)
+
+
+# Columns of the conditions job_finalize adds to the statement's WHERE.
+_EXPIRES_AT = column(Job, "expires_at")
+_CLAIMED_BY = column(Job, "claimed_by")
+_CLAIM_COUNT = column(Job, "claim_count")
 
 
 def job_finalize(
@@ -191,13 +209,13 @@ def job_finalize(
     now = timezone.now()
     conditions = []
     if outcome.state == JobState.SUCCEEDED:
-        conditions.append("AND expires_at > %(now)s")
+        conditions.append(f"AND {_EXPIRES_AT} > %(now)s")
     if outcome.state == JobState.TIMEOUT:
-        conditions.append("AND expires_at <= %(now)s")
+        conditions.append(f"AND {_EXPIRES_AT} <= %(now)s")
     if claimed_by is not None:
-        conditions.append("AND claimed_by = %(claimed_by)s")
+        conditions.append(f"AND {_CLAIMED_BY} = %(claimed_by)s")
     if claim_count is not None:
-        conditions.append("AND claim_count = %(claim_count)s")
+        conditions.append(f"AND {_CLAIM_COUNT} = %(claim_count)s")
     result = outcome.result
     with connection.cursor() as cursor:
         cursor.execute(
@@ -249,7 +267,10 @@ def job_cancel(*, job_id: uuid.UUID, message: str = "") -> bool:
 
 
 def job_time_out(*, job_id: uuid.UUID) -> bool:
-    """Finalize a job whose window has ended without a result; False when someone finalized it first."""
+    """Finalize a job whose window has ended without a result; False when someone finalized it first.
+
+    Refused (False) before the job's ``expires_at``: a timeout is written only once the deadline passed.
+    """
     return job_finalize(
         job_id=job_id,
         outcome=Outcome(
@@ -277,75 +298,94 @@ class ClaimedJob:
     claim_count: int  # which claim of the job this is: only this claim may finalize it
 
 
-# One statement claims jobs and, for providers with a concurrency cap, a free permit for each: a job
-# whose provider is at its cap stays pending (and costs no provider call) until a permit frees up.
-_CLAIM_SQL = """
+# pg_advisory_xact_lock(class, hashtext(provider)): the first key keeps these locks apart from others.
+PROVIDER_CAP_LOCK_CLASS = 0x50434150  # "PCAP"
+
+# Provider caps live in the studio settings ({"gemini": 64, …}; a provider not listed has no cap). The
+# claimer first takes the lock of every capped provider, in name order (PostgreSQL evaluates a volatile
+# function in the select list after the ORDER BY), so claimers queue behind each other instead of
+# deadlocking; the claim statement that follows takes a new snapshot, sees every claim committed before
+# the locks were granted, and cannot push a provider past its cap.
+_PROVIDER_CAP_LOCKS_SQL = sql(
+    """
+SELECT pg_advisory_xact_lock(%(lock_class)s, hashtext(capped.provider))
+  FROM (SELECT jsonb_object_keys({studio.provider_concurrency}) AS provider
+          FROM {studio} WHERE {studio.id} = 1) AS capped
+ ORDER BY capped.provider
+""",
+    studio=StudioSettings,
+)
+
+# The job rows are the only record of calls in flight: a provider's `processing` jobs count against its
+# cap, and the oldest pending jobs are claimed up to the room left. Caps are read here, so a change by
+# staff applies to the next claim.
+_CLAIM_SQL = sql(
+    """
 WITH caps AS (
-    SELECT * FROM unnest(%(capped)s::text[], %(caps)s::integer[]) AS cap(provider, places)
+    SELECT entry.key AS provider, GREATEST(0, LEAST(entry.value::numeric, 1000000))::integer AS places
+      FROM {studio} AS studio, jsonb_each(studio.{studio.provider_concurrency}) AS entry
+     WHERE studio.{studio.id} = 1 AND jsonb_typeof(entry.value) = 'number'
+), in_flight AS (
+    -- served by the partial index job_processing_provider_idx
+    SELECT {job.provider} AS provider, count(*) AS calls
+      FROM {job}
+     WHERE {job.state} = 'processing' AND {job.provider} IN (SELECT provider FROM caps)
+     GROUP BY {job.provider}
+), room AS (
+    SELECT caps.provider, GREATEST(caps.places - COALESCE(in_flight.calls, 0), 0) AS places
+      FROM caps LEFT JOIN in_flight ON in_flight.provider = caps.provider
 ), candidates AS (
     -- served by the partial index job_pending_queue_idx
-    SELECT id, provider, created_at, expires_at FROM jobs_job
-     WHERE state = 'pending' AND expires_at > %(now)s
-     ORDER BY created_at
+    SELECT {job.id} AS id, {job.provider} AS provider, {job.created_at} AS created_at
+      FROM {job}
+     WHERE {job.state} = 'pending' AND {job.expires_at} > %(now)s
+       AND {job.provider} NOT IN (SELECT provider FROM room WHERE places = 0)
+     ORDER BY {job.created_at}
      LIMIT %(scan)s
        FOR UPDATE SKIP LOCKED
-), ranked AS (
-    SELECT id, provider, created_at, expires_at,
-           row_number() OVER (PARTITION BY provider ORDER BY created_at) AS place
-      FROM candidates
-), free AS (
-    -- at most as many free permits per provider as there are candidates (unique provider/number index)
-    SELECT available.id AS permit_id, available.provider,
-           row_number() OVER (PARTITION BY available.provider ORDER BY available.number) AS place
-      FROM caps
-     CROSS JOIN LATERAL (
-            SELECT permit.id, permit.provider, permit.number
-              FROM providers_providerpermit AS permit
-             WHERE permit.provider = caps.provider AND permit.number < caps.places
-               AND (permit.job_id IS NULL OR permit.expires_at < %(now)s)
-             ORDER BY permit.number
-             LIMIT (SELECT count(*) FROM candidates WHERE candidates.provider = caps.provider)
-               FOR UPDATE SKIP LOCKED) AS available
 ), chosen AS (
-    SELECT ranked.id, ranked.expires_at, free.permit_id
-      FROM ranked
-      LEFT JOIN caps ON caps.provider = ranked.provider
-      LEFT JOIN free ON free.provider = ranked.provider AND free.place = ranked.place
-     WHERE caps.provider IS NULL OR free.permit_id IS NOT NULL
+    SELECT ranked.id
+      FROM (SELECT id, provider, created_at,
+                   row_number() OVER (PARTITION BY provider ORDER BY created_at) AS place
+              FROM candidates) AS ranked
+      LEFT JOIN room ON room.provider = ranked.provider
+     WHERE room.provider IS NULL OR ranked.place <= room.places
      ORDER BY ranked.created_at
      LIMIT %(limit)s
-), permits AS (
-    UPDATE providers_providerpermit AS permit
-       SET job_id = chosen.id, expires_at = chosen.expires_at
-      FROM chosen
-     WHERE permit.id = chosen.permit_id
 ), claimed AS (
-    UPDATE jobs_job
-       SET state = 'processing', claimed_at = %(now)s, lease_expires_at = %(lease)s,
-           claimed_by = %(worker)s, claim_count = claim_count + 1
-     WHERE id IN (SELECT id FROM chosen)
- RETURNING id, slot_id, provider, operation, provider_settings, templates, expires_at, claim_count
+    UPDATE {job}
+       SET {job.state} = 'processing', {job.claimed_at} = %(now)s, {job.lease_expires_at} = %(lease)s,
+           {job.claimed_by} = %(worker)s, {job.claim_count} = {job.claim_count} + 1
+     WHERE {job.id} IN (SELECT id FROM chosen)
+ RETURNING {job.id} AS id, {job.slot} AS slot_id, {job.provider} AS provider,
+           {job.operation} AS operation, {job.provider_settings} AS provider_settings,
+           {job.templates} AS templates, {job.expires_at} AS expires_at, {job.claim_count} AS claim_count,
+           {job.created_at} AS created_at
 )
 SELECT claimed.id, claimed.slot_id, claimed.provider, claimed.operation, claimed.provider_settings,
-       claimed.templates, claimed.expires_at, media.path, media.mime_type, claimed.claim_count
+       claimed.templates, claimed.expires_at, media.{media.path}, media.{media.mime_type}, claimed.claim_count
   FROM claimed
-  LEFT JOIN media_mediaobject AS media
-    ON media.job_id = claimed.id AND media.kind = 'input' AND media.deleted_at IS NULL
-"""
+  LEFT JOIN {media} AS media
+    ON media.{media.job} = claimed.id AND media.{media.kind} = 'input' AND media.{media.deleted_at} IS NULL
+ ORDER BY claimed.created_at
+""",
+    job=Job,
+    media=MediaObject,
+    studio=StudioSettings,
+)
 
 
-def jobs_claim(
-    *, worker: str, limit: int, lease: timedelta, caps: dict[str, int] | None = None
-) -> list[ClaimedJob]:
-    """Claim up to ``limit`` pending jobs for ``worker`` (SKIP LOCKED); one statement, committed at once.
+def jobs_claim(*, worker: str, limit: int, lease: timedelta) -> list[ClaimedJob]:
+    """Claim up to ``limit`` pending jobs for ``worker``, oldest first, within the providers' caps.
 
-    ``caps`` (provider → places across all workers): a job of a capped provider is claimed only with a
-    free permit, which finalize gives back. The caller works with no transaction open and finalizes
-    with ``job_finalize``.
+    One short transaction: the capped providers' advisory locks, then one claim statement
+    (``FOR UPDATE SKIP LOCKED``), committed at once. A capped provider gets at most ``cap − jobs
+    processing`` more; expired jobs are skipped (cleanup times them out). The caller works with no
+    transaction open and finalizes with ``job_finalize``.
     """
     now = timezone.now()
-    caps = caps or {}
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_PROVIDER_CAP_LOCKS_SQL, {"lock_class": PROVIDER_CAP_LOCK_CLASS})
         cursor.execute(
             _CLAIM_SQL,
             {
@@ -353,10 +393,8 @@ def jobs_claim(
                 "lease": now + lease,
                 "worker": worker,
                 "limit": limit,
-                # Look past jobs waiting for a saturated provider to reach other providers' jobs.
+                # Look past jobs of a provider with little room left to reach other providers' jobs.
                 "scan": limit * 4,
-                "capped": list(caps),
-                "caps": list(caps.values()),
             },
         )
         rows = cursor.fetchall()
@@ -382,18 +420,20 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-def jobs_renew_leases(*, worker: str, job_ids: list[uuid.UUID], lease: timedelta) -> set[uuid.UUID]:
-    """Extend the leases of jobs ``worker`` is working on; returns the ids still processing for it."""
-    if not job_ids:
+def jobs_renew_leases(*, worker: str, claims: dict[uuid.UUID, int], lease: timedelta) -> set[uuid.UUID]:
+    """Extend the leases of the claims ``worker`` holds (job id → claim count).
+
+    Returns the ids whose claim is still current: a job missing from the answer was finalized,
+    requeued or claimed again since, and its worker must stop working on it.
+    """
+    if not claims:
         return set()
-    now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE jobs_job SET lease_expires_at = %s"
-            " WHERE id = ANY(%s) AND state = 'processing' AND claimed_by = %s RETURNING id",
-            [now + lease, job_ids, worker],
-        )
-        return {row[0] for row in cursor.fetchall()}
+    until = timezone.now() + lease
+    ours = Job.objects.filter(id__in=list(claims), state=JobState.PROCESSING, claimed_by=worker)
+    ours.update(lease_expires_at=until)
+    # Read back what this renewal wrote: a job finalized or requeued in between is not ours any more.
+    current = ours.filter(lease_expires_at=until).values_list("id", "claim_count")
+    return {job_id for job_id, claim_count in current if claims[job_id] == claim_count}
 
 
 def jobs_recover_stale(*, batch: int = 200) -> tuple[int, int]:
@@ -402,18 +442,10 @@ def jobs_recover_stale(*, batch: int = 200) -> tuple[int, int]:
     Safe to run from every worker and from cleanup at once. Returns (requeued, timed_out).
     """
     now = timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "WITH requeued AS ("
-            "  UPDATE jobs_job SET state = 'pending', lease_expires_at = NULL, claimed_by = ''"
-            "   WHERE state = 'processing' AND lease_expires_at < %s AND expires_at > %s RETURNING id"
-            "), permits AS ("
-            "  UPDATE providers_providerpermit SET job_id = NULL, expires_at = NULL"
-            "   WHERE job_id IN (SELECT id FROM requeued)"
-            ") SELECT id FROM requeued",
-            [now, now],
-        )
-        requeued = len(cursor.fetchall())
+    with transaction.atomic():
+        requeued = Job.objects.filter(
+            state=JobState.PROCESSING, lease_expires_at__lt=now, expires_at__gt=now
+        ).update(state=JobState.PENDING, lease_expires_at=None, claimed_by="")
         if requeued:
             notify(CHANNEL_JOB_CREATED)
     # served by the partial index job_live_deadline_idx

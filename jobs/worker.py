@@ -1,10 +1,12 @@
 """The queue worker: claim, commit, work, finalize.
 
-One asyncio loop per process runs up to ``concurrency`` jobs at once. Claims use
+One asyncio loop per process runs up to ``concurrency`` jobs at once (coroutines, cheap: the providers'
+caps in the studio settings, enforced by the claim, are what limits calls in flight). Claims use
 ``SELECT … FOR UPDATE SKIP LOCKED`` and commit before the provider is called; the provider call runs
 with no transaction and no row lock held, with the job's remaining time as its timeout; the result is
-finalized with a conditional update. Leases are renewed while a job runs, so a worker that dies lets
-another re-claim the job once the lease lapses (or the job times out at its deadline).
+finalized with a conditional update that only the current claim can win. Leases are renewed while a
+job runs, so a worker that dies lets another re-claim the job once the lease lapses (or the job times
+out at its deadline). The event loop never waits on the disk: files are read and written in threads.
 """
 
 from __future__ import annotations
@@ -17,34 +19,42 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from django.conf import settings
+from django.utils import timezone
 
 from jobs import services
 from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage
+from media.images import sniff_image_type
 from media.services import public_link_create
 from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
+from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
     ProviderDeadlineExceeded,
     ProviderError,
     ProviderImage,
     ProviderRequest,
+    StoredImage,
     TemplateImage,
 )
 from providers.registry import get_provider
-from providers.services import permit_release, permits_ensure, provider_key_get
+from providers.services import provider_key_get
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_CONCURRENCY = 256
 LEASE_RENEW_FRACTION = 0.3
 CONNECTIONS_PER_CLIENT = 32
 API_KEY_CACHE_SECONDS = 5.0
+# A job that gave up before its deadline waits for it in slices this long (wall-clock time decides).
+DEADLINE_WAIT_SLICE_SECONDS = 0.5
 
 
 @dataclass
@@ -52,20 +62,32 @@ class WorkerStats:
     claimed: int = 0
     succeeded: int = 0
     failed: int = 0
+    # Claims that ran out of time: finalized as timeout by this worker or, at the deadline, by the waiter.
     timed_out: int = 0
+    # Claims taken away before their deadline (re-claimed elsewhere, cancelled by staff) or whose
+    # finished outcome could not be written because the job was no longer this claim's.
     lost: int = 0
+    # Other workers' jobs this worker's housekeeping handed back to the queue or timed out.
+    stale_requeued: int = 0
+    stale_timed_out: int = 0
+
+
+@dataclass
+class RunningJob:
+    claim: ClaimedJob
+    task: asyncio.Task[None]
 
 
 @dataclass
 class Worker:
-    concurrency: int = 16
+    concurrency: int = DEFAULT_CONCURRENCY
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
     lease: timedelta = field(default_factory=lambda: timedelta(seconds=settings.WORKER_LEASE_SECONDS))
     poll_seconds: float = field(default_factory=lambda: settings.WORKER_POLL_SECONDS)
 
     def __post_init__(self) -> None:
         self.stats = WorkerStats()
-        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._running: dict[uuid.UUID, RunningJob] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._clients: list[httpx.AsyncClient] = []
@@ -73,9 +95,6 @@ class Worker:
         self._api_keys: dict[str, tuple[float, str]] = {}
         # Jobs whose provider work is done and whose finalize is under way: never cancelled.
         self._finalizing: set[uuid.UUID] = set()
-        # Provider concurrency caps shared by every worker (a place is a permit row, see jobs_claim).
-        self._caps: dict[str, int] = dict(settings.PROVIDER_CONCURRENCY)
-        self._permits_ready = False
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -87,11 +106,13 @@ class Worker:
     def abort(self) -> None:
         """Second signal: cancel in-flight jobs now (their leases lapse; another worker re-claims)."""
         self._stopping = True
-        for task in self._running.values():
-            task.cancel()
+        for running in self._running.values():
+            running.task.cancel()
         self._wake.set()
 
-    async def run(self) -> None:
+    @contextlib.asynccontextmanager
+    async def http_clients(self) -> AsyncIterator[None]:
+        """The httpx pools provider calls are spread over, open while the worker runs."""
         # httpx's connection pool does work proportional to its connections on every request, so one
         # pool for hundreds of concurrent calls stalls the event loop for seconds; small pools don't.
         count = max(1, -(-self.concurrency // CONNECTIONS_PER_CLIENT))
@@ -102,6 +123,13 @@ class Worker:
             for _ in range(count):
                 client = httpx.AsyncClient(limits=limits, follow_redirects=False)
                 self._clients.append(await stack.enter_async_context(client))
+            try:
+                yield
+            finally:
+                self._clients.clear()
+
+    async def run(self) -> None:
+        async with self.http_clients():
             listener = asyncio.create_task(self._listen_forever(), name="worker-listen")
             housekeeping = asyncio.create_task(self._housekeeping_forever(), name="worker-housekeeping")
             try:
@@ -110,7 +138,7 @@ class Worker:
                     self._wake.clear()
                     if not await self.claim_step():
                         await self._idle()
-                await self._drain()
+                await self.drain()
             finally:
                 listener.cancel()
                 housekeeping.cancel()
@@ -125,10 +153,13 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
+        """Wait for every job in flight to finish (finalized, given up or cancelled)."""
         if self._running:
             logger.info("worker %s draining %s in-flight job(s)", self.name, len(self._running))
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            await asyncio.gather(
+                *(running.task for running in self._running.values()), return_exceptions=True
+            )
 
     # --- steps -----------------------------------------------------------------------------------
 
@@ -142,60 +173,71 @@ class Worker:
         if room <= 0 or self._stopping:
             return False
         try:
-            if not self._permits_ready:
-                await db_call(_ensure_all_permits, self._caps)
-                self._permits_ready = True
-            claimed = await db_call(
-                services.jobs_claim, worker=self.name, limit=room, lease=self.lease, caps=self._caps
-            )
+            claimed = await db_call(services.jobs_claim, worker=self.name, limit=room, lease=self.lease)
         except ServiceError:
             await asyncio.sleep(self.poll_seconds)
             return False
         for item in claimed:
+            stale = self._running.get(item.id)
+            if stale is not None:
+                # Our own earlier claim of this job lapsed (this loop stalled past the lease) and we
+                # claimed it again: the old attempt must stop calling the provider.
+                stale.task.cancel()
+                self.stats.lost += 1
             self.stats.claimed += 1
             task = asyncio.create_task(self.process(item), name=f"job-{item.id}")
-            self._running[item.id] = task
+            self._running[item.id] = RunningJob(claim=item, task=task)
             task.add_done_callback(functools.partial(self._job_done, item.id))
         return len(claimed) == room
 
-    def _job_done(self, job_id: uuid.UUID, _task: asyncio.Task[None]) -> None:
+    def _job_done(self, job_id: uuid.UUID, task: asyncio.Task[None]) -> None:
+        running = self._running.get(job_id)
+        if running is None or running.task is not task:
+            return  # a stale claim's task: the job's current claim keeps its place
         was_full = len(self._running) >= self.concurrency
-        self._running.pop(job_id, None)
+        del self._running[job_id]
         if was_full:
             self._wake.set()  # a place is free again; pending jobs may be waiting for it
 
     async def housekeeping_step(self) -> None:
-        """Renew our leases (cancel jobs someone else finalized) and recover stale jobs."""
+        """Renew our leases (stop jobs that are no longer ours) and recover stale jobs."""
         # Jobs being finalized keep their lease too: a finalize waiting for a database thread must not
         # see its job requeued and claimed again.
-        mine = list(self._running)
-        if mine:
+        claims = {job_id: running.claim.claim_count for job_id, running in self._running.items()}
+        if claims:
             still_ours = await db_housekeeping_call(
-                services.jobs_renew_leases, worker=self.name, job_ids=mine, lease=self.lease
+                services.jobs_renew_leases, worker=self.name, claims=claims, lease=self.lease
             )
-            for job_id in mine:
-                if job_id not in still_ours and job_id in self._running and job_id not in self._finalizing:
-                    # Timed out, cancelled or re-claimed elsewhere: stop calling the provider.
-                    self._running[job_id].cancel()
+            now = timezone.now()
+            for job_id in claims.keys() - still_ours:
+                running = self._running.get(job_id)
+                if running is None or job_id in self._finalizing:
+                    continue
+                # Finalized, cancelled or re-claimed elsewhere: stop calling the provider.
+                running.task.cancel()
+                if now >= running.claim.expires_at:
+                    self.stats.timed_out += 1  # the waiter or cleanup wrote the timeout at the deadline
+                else:
                     self.stats.lost += 1
         requeued, timed_out = await db_housekeeping_call(services.jobs_recover_stale)
         if requeued:
             self._wake.set()
-        self.stats.timed_out += timed_out
+        self.stats.stale_requeued += requeued
+        self.stats.stale_timed_out += timed_out
 
     # --- one job ---------------------------------------------------------------------------------
 
     async def process(self, claimed: ClaimedJob) -> None:
-        job = claimed
-        client = self._clients[self._next_client % len(self._clients)]
-        self._next_client += 1
+        """Run one claimed job to its end: provider call, then finalize (or stop if cancelled)."""
         try:
-            outcome = await self._run_provider(claimed, client)
+            outcome = await self._run_provider(claimed)
+            if outcome.state == JobState.TIMEOUT:
+                await _wait_until(claimed.expires_at)
         except asyncio.CancelledError:
-            logger.info("job %s: stopped (finalized elsewhere or worker aborting)", job.id)
+            logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
             raise
         except Exception:
-            logger.exception("job %s: internal error", job.id)
+            logger.exception("job %s: internal error", claimed.id)
             outcome = Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.INTERNAL_ERROR,
@@ -203,24 +245,22 @@ class Worker:
             )
         await self._finalize(claimed, outcome)
 
-    async def _run_provider(self, claimed: ClaimedJob, client: httpx.AsyncClient) -> Outcome:
-        job = claimed
-        provider = get_provider(job.provider)
+    async def _run_provider(self, claimed: ClaimedJob) -> Outcome:
+        provider = get_provider(claimed.provider)
+        photo, templates = await asyncio.to_thread(_stored_images, claimed)
         request = ProviderRequest(
-            job_id=str(job.id),
-            operation=job.operation or provider.default_operation,
-            settings=dict(job.provider_settings),
-            # Local files of at most 20 MB: reading them inline costs less than a thread hop.
-            photo=ProviderImage(data=storage.read(claimed.input_path), mime_type=claimed.input_mime_type),
-            photo_path=claimed.input_path,
-            templates=_load_templates(job.templates),
-            deadline=job.expires_at,
-            api_key=await self._api_key(job.provider),
-            hooks=JobHooks(job.id),
+            job_id=str(claimed.id),
+            operation=claimed.operation or provider.default_operation,
+            settings=dict(claimed.provider_settings),
+            photo=photo,
+            templates=templates,
+            deadline=claimed.expires_at,
+            api_key=await self._api_key(claimed.provider),
+            hooks=JobHooks(claimed.id),
         )
         try:
             result = await asyncio.wait_for(
-                provider.process(request, client), timeout=max(request.remaining(), 0.001)
+                provider.process(request, self._client()), timeout=max(request.remaining(), 0.001)
             )
         except (ProviderDeadlineExceeded, TimeoutError):
             return Outcome(
@@ -230,20 +270,25 @@ class Worker:
                 provider_calls=request.attempts,
             )
         except ProviderError as error:
-            logger.info("job %s: provider failed permanently: %s", job.id, error.message)
+            logger.info("job %s: provider failed permanently: %s", claimed.id, error.message)
             return Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.PROVIDER_ERROR,
                 failure_message=error.message,
                 provider_calls=request.attempts,
             )
-        stored = _store_result(job.id, result.image)
+        stored = await asyncio.to_thread(_store_result, claimed.id, result.image)
         return Outcome(
             state=JobState.SUCCEEDED,
             result=stored,
             provider_calls=result.attempts,
             extra={"attempts": result.attempts},
         )
+
+    def _client(self) -> httpx.AsyncClient:
+        client = self._clients[self._next_client % len(self._clients)]
+        self._next_client += 1
+        return client
 
     async def _api_key(self, provider: str) -> str:
         """The provider's key, re-read from the database at most every few seconds (keys rarely change)."""
@@ -255,36 +300,27 @@ class Worker:
         return cached[1]
 
     async def _finalize(self, claimed: ClaimedJob, outcome: Outcome) -> None:
-        job_id = claimed.id
-        self._finalizing.add(job_id)
+        self._finalizing.add(claimed.id)
         try:
-            await self._finalize_once(claimed, outcome)
-        finally:
-            self._finalizing.discard(job_id)
-
-    async def _finalize_once(self, claimed: ClaimedJob, outcome: Outcome) -> None:
-        job_id = claimed.id
-        if outcome.state == JobState.TIMEOUT:
-            won = await db_call(services.job_time_out, job_id=job_id)
-        else:
             won = await db_call(
                 services.job_finalize,
-                job_id=job_id,
+                job_id=claimed.id,
                 outcome=outcome,
                 claimed_by=self.name,
                 claim_count=claimed.claim_count,
             )
-        if not won:
-            # Someone else finalized first (the waiter at the deadline, cleanup, staff): our answer is late.
-            await db_call(permit_release, job_id=job_id)
-            if outcome.result is not None:
-                storage.delete(outcome.result.path)
-            self.stats.lost += 1
-            return
-        if outcome.state == JobState.SUCCEEDED:
-            self.stats.succeeded += 1
-        elif outcome.state == JobState.TIMEOUT:
+        finally:
+            self._finalizing.discard(claimed.id)
+        if outcome.state == JobState.TIMEOUT:
+            # Written only after the deadline: if we did not win, the waiter or cleanup wrote the same.
             self.stats.timed_out += 1
+        elif not won:
+            # Finalized elsewhere or claimed again since: our answer is not the job's.
+            if outcome.result is not None:
+                await asyncio.to_thread(storage.delete, outcome.result.path)
+            self.stats.lost += 1
+        elif outcome.state == JobState.SUCCEEDED:
+            self.stats.succeeded += 1
         else:
             self.stats.failed += 1
 
@@ -310,9 +346,14 @@ class Worker:
                 logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
 
 
-def _ensure_all_permits(caps: dict[str, int]) -> None:
-    for provider, places in caps.items():
-        permits_ensure(provider=provider, cap=places)
+async def _wait_until(deadline: datetime) -> None:
+    """Sleep until the wall clock reaches ``deadline``.
+
+    Adapters give up a little early when another attempt could not finish in time, but a timeout may
+    only be written once the deadline has passed (``job_finalize``); meanwhile the job keeps its lease.
+    """
+    while (left := remaining_seconds(deadline=deadline, now=timezone.now())) > 0:
+        await asyncio.sleep(min(left, DEADLINE_WAIT_SLICE_SECONDS))
 
 
 class JobHooks:
@@ -330,24 +371,30 @@ class JobHooks:
         await db_call(services.job_set_provider_reference, job_id=self.job_id, reference=reference)
 
 
-def _load_templates(templates: list[dict[str, str]]) -> list[TemplateImage]:
-    loaded = []
-    for template in templates:
-        data = storage.read(template["path"])
-        loaded.append(
-            TemplateImage(
-                role=template.get("role", ""),
-                name=template.get("name", ""),
-                image=ProviderImage(data=data, mime_type=template.get("mime_type", "image/png")),
+def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage]]:
+    """The job's photo and templates as files of known size (blocking: stats each file)."""
+    photo = StoredImage(
+        path=claimed.input_path,
+        mime_type=claimed.input_mime_type,
+        size_bytes=storage.size(claimed.input_path),
+    )
+    templates = [
+        TemplateImage(
+            role=template.get("role", ""),
+            name=template.get("name", ""),
+            image=StoredImage(
                 path=template["path"],
-            )
+                mime_type=template.get("mime_type", "image/png"),
+                size_bytes=storage.size(template["path"]),
+            ),
         )
-    return loaded
+        for template in claimed.templates
+    ]
+    return photo, templates
 
 
 def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
-    from media.images import sniff_image_type
-
+    """Write the provider's image under MEDIA_ROOT/results (blocking: writes and hashes the file)."""
     mime_type = sniff_image_type(image.data) or image.mime_type
     path = storage.result_path(job_id, mime_type)
     checksum = storage.write_new(path, image.data)

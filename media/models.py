@@ -40,7 +40,7 @@ class MediaObject(models.Model):
         verbose_name = _("temporary media")
         verbose_name_plural = _("temporary media")
         indexes = [
-            # cleanup_media: "WHERE deleted_at IS NULL AND expires_at <= now()".
+            # jobs.cleanup.cleanup_run (_expired_media): "WHERE deleted_at IS NULL AND expires_at <= now".
             models.Index(
                 fields=["expires_at"],
                 name="media_live_expiry_idx",

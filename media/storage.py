@@ -1,5 +1,7 @@
 """Files under MEDIA_ROOT: job inputs, results, templates. Paths stored in the database are relative.
 
+Every function here blocks on the disk: async code (the worker) calls them in a thread.
+
 Every file gets a fresh, unique name (the job id) and is referenced by a database row only after it
 is fully written, so readers never see half a file; no temporary file and rename are needed.
 """
@@ -10,7 +12,7 @@ import hashlib
 import secrets
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from django.conf import settings
 
@@ -55,6 +57,15 @@ def write_new(relative_path: str, data: bytes) -> str:
 
 def read(relative_path: str) -> bytes:
     return absolute(relative_path).read_bytes()
+
+
+def open_read(relative_path: str) -> BinaryIO:
+    """The file opened for reading in binary mode (the caller closes it)."""
+    return open(absolute(relative_path), "rb")
+
+
+def size(relative_path: str) -> int:
+    return absolute(relative_path).stat().st_size
 
 
 def delete(relative_path: str) -> bool:

@@ -1,6 +1,6 @@
 """The provider interface every adapter implements, and the deadline discipline they share.
 
-An adapter turns one ``ProviderRequest`` (photo, templates, slot settings, deadline) into one
+An adapter turns one ``ProviderRequest`` (stored photo, templates, slot settings, deadline) into one
 ``ProviderResult`` or raises a ``ProviderError``. Every HTTP call gets the time left until the job's
 deadline as its timeout; retries happen only for retryable failures and only while time remains.
 """
@@ -14,11 +14,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, BinaryIO, ClassVar, Protocol, TypeVar
 
 import httpx
 from django.utils import timezone
 
+from media import storage
 from photochanger.deadlines import remaining_seconds
 
 logger = logging.getLogger(__name__)
@@ -33,16 +34,33 @@ DEFAULT_BASE_BACKOFF = 0.5
 
 @dataclass(frozen=True)
 class ProviderImage:
+    """An image in memory: what a provider answered."""
+
     data: bytes
     mime_type: str
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image in the media store (the job's photo, a template), read only when and as an adapter needs it.
+
+    Adapters stream it (``providers.bodies``), hand out a link to it (Turbotext) or decode it (local);
+    the methods block on the disk, so async code calls them in a thread.
+    """
+
+    path: str  # under MEDIA_ROOT
+    mime_type: str
+    size_bytes: int
+
+    def open(self) -> BinaryIO:
+        return storage.open_read(self.path)
 
 
 @dataclass(frozen=True)
 class TemplateImage:
     role: str
     name: str
-    image: ProviderImage
-    path: str = ""  # under MEDIA_ROOT, for providers that fetch templates by URL
+    image: StoredImage
 
 
 class ProviderHooks(Protocol):
@@ -60,11 +78,10 @@ class ProviderRequest:
     job_id: str
     operation: str
     settings: dict[str, Any]
-    photo: ProviderImage
+    photo: StoredImage
     templates: list[TemplateImage]
     deadline: datetime
     api_key: str = ""
-    photo_path: str = ""  # under MEDIA_ROOT
     hooks: ProviderHooks | None = None
     attempts: int = 0
 
@@ -95,12 +112,6 @@ class ProviderDeadlineExceeded(Exception):
 class Provider(ABC):
     kind: ClassVar[str]
     default_operation: ClassVar[str]
-
-    @property
-    def operations(self) -> list[str]:
-        from providers.schemas import operations_for
-
-        return operations_for(self.kind)
 
     def validate_settings(
         self, operation: str, settings: dict[str, Any], template_roles: list[str]
@@ -147,7 +158,9 @@ async def with_retries(
 ) -> T:
     """Call ``attempt(timeout)`` until it succeeds, a permanent error occurs, or the deadline arrives.
 
-    ``timeout`` is always the time left; backoff (with jitter) never sleeps past the deadline.
+    ``timeout`` is always the time left; backoff (with jitter) never sleeps past the deadline. When the
+    next backoff would not fit, ``ProviderDeadlineExceeded`` comes up to ``max_backoff`` seconds early:
+    the caller (the worker) writes the timeout once the deadline has passed.
     """
     last_error: ProviderError | None = None
     for number in range(1, max_attempts + 1):

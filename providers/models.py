@@ -30,25 +30,3 @@ class ProviderCredential(models.Model):
 
     def __str__(self) -> str:
         return self.get_provider_display()
-
-
-class ProviderPermit(models.Model):
-    """One place in a provider's concurrency cap, shared by every worker through the database.
-
-    A job takes a permit when it is claimed (``jobs.services.jobs_claim``) and gives it back when it is
-    finalized or requeued; ``expires_at`` (the job's deadline) frees the place even if nobody does.
-    """
-
-    provider = models.CharField(max_length=32, choices=ProviderKind.choices)
-    number = models.PositiveIntegerField()
-    job = models.ForeignKey("jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    expires_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["provider", "number"]
-        verbose_name = _("provider concurrency permit")
-        verbose_name_plural = _("provider concurrency permits")
-        constraints = [models.UniqueConstraint(fields=["provider", "number"], name="provider_permit_unique")]
-
-    def __str__(self) -> str:
-        return f"{self.provider} #{self.number}"

@@ -16,10 +16,6 @@ _ADAPTERS: dict[str, Provider] = {
 }
 
 
-def available_providers() -> list[str]:
-    return list(_ADAPTERS)
-
-
 def get_provider(kind: str) -> Provider:
     try:
         return _ADAPTERS[kind]

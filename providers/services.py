@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection
 
 from providers.crypto import DecryptionFailed, decrypt_secret, encrypt_secret
 from providers.kinds import ProviderKind
@@ -47,20 +45,3 @@ def provider_key_get(*, provider: str) -> str:
             )
     variable = _ENVIRONMENT_KEYS.get(ProviderKind(provider))
     return str(getattr(settings, variable, "")) if variable else ""
-
-
-def permits_ensure(*, provider: str, cap: int) -> None:
-    """Create the permit rows 0 … cap-1 for ``provider`` (idempotent; rows beyond the cap are ignored)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO providers_providerpermit (provider, number) SELECT %s, generate_series(0, %s - 1)"
-            " ON CONFLICT (provider, number) DO NOTHING",
-            [provider, cap],
-        )
-
-
-def permit_release(*, job_id: uuid.UUID) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE providers_providerpermit SET job_id = NULL, expires_at = NULL WHERE job_id = %s", [job_id]
-        )

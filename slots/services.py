@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from providers.kinds import NETWORK_PROVIDER_KINDS
 from providers.registry import validate_slot_configuration
-from providers.services import permits_ensure, provider_key_get
+from providers.services import provider_key_get
 from slots.models import Slot, StudioSettings, static_slot_ids
 
 
@@ -112,10 +112,8 @@ def studio_settings_update(*, change: StudioSettingsChange, user: User | None = 
                 except ValidationError as error:
                     raise ValidationError({"provider_concurrency": error}) from error
                 caps[provider] = cap
+            # Every claim reads the caps from this row (jobs.services.jobs_claim): effective at once.
             studio.provider_concurrency = caps
-            # A raised cap needs its extra permit rows before the next claim can take them.
-            for provider, cap in change.provider_concurrency.items():
-                permits_ensure(provider=provider, cap=cap)
         studio.updated_by = user
         studio.full_clean()
         studio.save()

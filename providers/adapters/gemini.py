@@ -25,6 +25,7 @@ from providers.base import (
     ProviderResult,
     with_retries,
 )
+from providers.bodies import BodyPart, FilePart, StreamedBody
 
 DEFAULT_MODEL = "gemini-2.5-flash-image"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -46,11 +47,11 @@ class GeminiProvider(Provider):
             return {"image_size": "Only Gemini 3 Pro image models accept an image size."}
         return {}
 
-    def build_body(self, request: ProviderRequest) -> bytes:
-        """The generateContent JSON, with the base64 images spliced in as bytes.
+    def build_body(self, request: ProviderRequest) -> StreamedBody:
+        """The generateContent JSON, with each image's base64 streamed from its file into its ``data``.
 
-        ``json.dumps`` would scan megabytes of base64 for characters to escape (there are none in the
-        base64 alphabet); placeholders keep that work to the small skeleton.
+        The JSON skeleton carries a placeholder per image (images come before the prompt, so the
+        first occurrence of a placeholder is the image's own); the body is the skeleton cut at them.
         """
         images = [request.photo, *(template.image for template in request.templates)]
         parts: list[dict[str, Any]] = [
@@ -67,13 +68,15 @@ class GeminiProvider(Provider):
         generation_config: dict[str, Any] = {"responseModalities": ["IMAGE"]}
         if image_config:
             generation_config["imageConfig"] = image_config
-        skeleton = json.dumps(
+        rest = json.dumps(
             {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation_config}
-        )
-        body = skeleton.encode()
+        ).encode()
+        body: list[BodyPart] = []
         for index, image in enumerate(images):
-            body = body.replace(f"\\u0000inline{index}\\u0000".encode(), base64.b64encode(image.data), 1)
-        return body
+            before, rest = rest.split(f"\\u0000inline{index}\\u0000".encode(), 1)
+            body += [before, FilePart(image, base64=True)]
+        body.append(rest)
+        return StreamedBody(body)
 
     async def process(self, request: ProviderRequest, client: httpx.AsyncClient) -> ProviderResult:
         model = request.settings.get("model", DEFAULT_MODEL)
@@ -81,14 +84,14 @@ class GeminiProvider(Provider):
         if not request.api_key:
             raise ProviderError("no Gemini API key is configured", retryable=False)
         body = self.build_body(request)
+        headers = {
+            "x-goog-api-key": request.api_key,
+            "content-type": "application/json",
+            "content-length": str(body.content_length),
+        }
 
         async def attempt(timeout: float) -> ProviderImage:
-            response = await client.post(
-                url,
-                content=body,
-                headers={"x-goog-api-key": request.api_key, "content-type": "application/json"},
-                timeout=timeout,
-            )
+            response = await client.post(url, content=body.chunks(), headers=headers, timeout=timeout)
             return parse_response(response)
 
         image = await with_retries(request, attempt, **self.retry_options(request.settings))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from providers.base import (
     ProviderResult,
     with_retries,
 )
+from providers.bodies import BodyPart, FilePart, StreamedBody
 
 DEFAULT_MODEL = "gpt-image-1.5"
 MAX_IMAGES = 16
@@ -48,9 +50,7 @@ class OpenAIProvider(Provider):
             }
         return {}
 
-    def build_form(
-        self, request: ProviderRequest
-    ) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes, str]]]]:
+    def build_fields(self, request: ProviderRequest) -> dict[str, str]:
         settings = request.settings
         output_format = settings.get("output_format", "jpeg")
         fields = {
@@ -62,31 +62,42 @@ class OpenAIProvider(Provider):
         }
         if "output_compression" in settings and output_format != "png":
             fields["output_compression"] = str(settings["output_compression"])
+        return fields
+
+    def build_body(self, request: ProviderRequest, fields: dict[str, str], boundary: str) -> StreamedBody:
+        """``multipart/form-data``: the text fields, then the photo and templates as ``image[]`` files
+        streamed from the media store."""
+        parts: list[BodyPart] = []
+        for name, value in fields.items():
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            parts.append(head.encode() + value.encode() + b"\r\n")
         images = [request.photo, *(template.image for template in request.templates)][:MAX_IMAGES]
-        files = [
-            (
-                "image[]",
-                (f"image-{index}.{EXTENSIONS.get(image.mime_type, 'png')}", image.data, image.mime_type),
+        for index, image in enumerate(images):
+            filename = f"image-{index}.{EXTENSIONS.get(image.mime_type, 'png')}"
+            head = (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="image[]"; filename="{filename}"\r\n'
+                f"Content-Type: {image.mime_type}\r\n\r\n"
             )
-            for index, image in enumerate(images)
-        ]
-        return fields, files
+            parts += [head.encode(), FilePart(image), b"\r\n"]
+        parts.append(f"--{boundary}--\r\n".encode())
+        return StreamedBody(parts)
 
     async def process(self, request: ProviderRequest, client: httpx.AsyncClient) -> ProviderResult:
         if not request.api_key:
             raise ProviderError("no OpenAI API key is configured", retryable=False)
         url = f"{django_settings.OPENAI_API_BASE}/v1/images/edits"
-        fields, files = self.build_form(request)
+        fields = self.build_fields(request)
+        boundary = secrets.token_hex(16)
+        body = self.build_body(request, fields, boundary)
+        headers = {
+            "Authorization": f"Bearer {request.api_key}",
+            "content-type": f"multipart/form-data; boundary={boundary}",
+            "content-length": str(body.content_length),
+        }
         fallback_mime = OUTPUT_MIME_TYPES[fields["output_format"]]
 
         async def attempt(timeout: float) -> ProviderImage:
-            response = await client.post(
-                url,
-                data=fields,
-                files=files,
-                headers={"Authorization": f"Bearer {request.api_key}"},
-                timeout=timeout,
-            )
+            response = await client.post(url, content=body.chunks(), headers=headers, timeout=timeout)
             return parse_response(response, fallback_mime)
 
         image = await with_retries(request, attempt, **self.retry_options(request.settings))

@@ -77,8 +77,9 @@ class TurbotextProvider(Provider):
     async def build_form(self, request: ProviderRequest) -> dict[str, str]:
         assert request.hooks is not None
         settings = request.settings
+        photo = request.photo
         photo_url = await request.hooks.public_link(
-            path=request.photo_path, mime_type=request.photo.mime_type, size_bytes=len(request.photo.data)
+            path=photo.path, mime_type=photo.mime_type, size_bytes=photo.size_bytes
         )
         if request.operation == "image2image":
             form = {"do": "create_queue", "url": photo_url, "content": settings["prompt"]}
@@ -86,9 +87,9 @@ class TurbotextProvider(Provider):
                 if name in settings:
                     form[name] = str(settings[name])
             return form
-        template = _template(request, TEMPLATE_ROLE[request.operation])
+        template = _template(request, TEMPLATE_ROLE[request.operation]).image
         template_url = await request.hooks.public_link(
-            path=template.path, mime_type=template.image.mime_type, size_bytes=len(template.image.data)
+            path=template.path, mime_type=template.mime_type, size_bytes=template.size_bytes
         )
         if request.operation == "mix_images":
             form = {"do": "create_queue", "url_image_target": photo_url, "url": template_url}

@@ -1,4 +1,4 @@
-"""The per-provider concurrency cap holds across all workers (database permits)."""
+"""The per-provider concurrency cap holds across all worker processes (studio settings, job rows)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from providers.models import ProviderPermit
+from jobs.models import Job
+from jobs.tests.queue import set_provider_caps
 from providers.tests.pipeline import configure_slot, post_photo
 from slots.services import StudioSettingsChange, studio_settings_update
 
@@ -22,10 +23,11 @@ def stop_workers_after_each_test(service):
 def test_two_workers_never_exceed_a_cap_of_two_gemini_calls(service, studio, fake_gemini, settings):
     settings.SYNC_RESPONSE_MIN_SECONDS = 1
     studio_settings_update(change=StudioSettingsChange(sync_response_seconds=20))
+    set_provider_caps({"gemini": 2})
     for slot_id in ("slot-011", "slot-012"):
         configure_slot(slot_id, "gemini", "image_edit", {"prompt": "art"})
     for _ in range(2):
-        service.start_worker("--concurrency", "8", env={"PROVIDER_CONCURRENCY": "gemini=2"})
+        service.start_worker("--concurrency", "8")
     fake_gemini.delay = 0.8
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -36,4 +38,4 @@ def test_two_workers_never_exceed_a_cap_of_two_gemini_calls(service, studio, fak
     assert [response.status for response in responses] == [200] * 6
     assert fake_gemini.calls == 6
     assert fake_gemini.max_inflight == 2, "never more than the cap at once, across both workers"
-    assert not ProviderPermit.objects.filter(job__isnull=False).exists(), "every permit was given back"
+    assert set(Job.objects.values_list("claim_count", flat=True)) == {1}

@@ -5,8 +5,9 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-from providers.registry import available_providers, get_provider, validate_slot_configuration
-from providers.schemas import schema_dir, validate_against_schema
+from providers.kinds import ProviderKind
+from providers.registry import get_provider, validate_slot_configuration
+from providers.schemas import operations_for, schema_dir, validate_against_schema
 from slots.models import Slot
 from slots.services import slot_update
 
@@ -27,10 +28,12 @@ def test_every_provider_operation_has_a_schema_file():
         assert schema["additionalProperties"] is False
 
 
-def test_registry_offers_every_provider_with_its_operations():
-    assert set(available_providers()) == set(EXPECTED)
+def test_every_provider_kind_has_an_adapter_with_its_operations():
+    assert set(ProviderKind.values) == set(EXPECTED)
     for provider, operations in EXPECTED.items():
-        assert set(get_provider(provider).operations) == operations
+        assert get_provider(provider).kind == provider
+        assert set(operations_for(provider)) == operations
+        assert get_provider(provider).default_operation in operations
 
 
 @pytest.mark.parametrize(

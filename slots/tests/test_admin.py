@@ -8,7 +8,6 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from jobs.tests.booth import make_png
-from providers.models import ProviderPermit
 from slots import services
 from slots.models import Slot, SlotTemplateBinding, TemplateMedia
 
@@ -61,7 +60,6 @@ def test_settings_page_shows_each_provider_cap_in_russian_and_saves_them(admin_c
     studio = services.studio_settings_get()
     assert studio.provider_concurrency == {"gemini": 100, "openai": 8, "turbotext": 1}
     assert studio.updated_by is not None and studio.updated_by.username == "admin"
-    assert ProviderPermit.objects.filter(provider="gemini").count() == 100, "the raised cap's places exist"
 
 
 def test_an_out_of_range_provider_cap_is_a_field_error_and_nothing_is_saved(admin_client):

@@ -1,5 +1,8 @@
 """``manage.py run_worker [--concurrency N]``: the queue worker loop (any number, on any machine).
 
+``--concurrency`` (default 256) bounds the jobs one process works on at once; the provider caps in the
+studio settings bound the calls in flight per provider across every worker.
+
 SIGTERM/SIGINT: stop claiming, finish in-flight jobs, exit. A second signal exits at once (in-flight
 jobs are abandoned; their leases lapse and another worker re-claims them while time remains).
 """
@@ -12,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs.worker import Worker
+from jobs.worker import DEFAULT_CONCURRENCY, Worker
 
 
 def _loop_factory() -> Any:
@@ -27,7 +30,16 @@ class Command(BaseCommand):
     help = "Run the PhotoChanger queue worker until SIGTERM/SIGINT."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--concurrency", type=int, default=16, help="jobs processed at once (default 16)")
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=DEFAULT_CONCURRENCY,
+            help=(
+                f"jobs in flight at once in this process (default {DEFAULT_CONCURRENCY}); cheap coroutines "
+                "on 6 database connections, so keep it above the sum of the provider caps (studio "
+                "settings), which are what limit provider calls"
+            ),
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         concurrency = max(1, int(options["concurrency"]))

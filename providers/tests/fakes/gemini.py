@@ -360,6 +360,8 @@ class FakeServer(ABC):
         self.requests: list[dict[str, Any]] = []
         self.inflight = 0
         self.max_inflight = 0
+        # How each API request's body arrived: ("content-length" | "chunked", bytes received).
+        self.body_framings: list[tuple[str, int]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
@@ -402,6 +404,7 @@ class FakeServer(ABC):
             self._script.clear()
             self.calls = 0
             self.requests = []
+            self.body_framings = []
             self.max_inflight = self.inflight
             self.delay = self._initial_delay
             self._default_mode = self._initial_mode
@@ -567,6 +570,10 @@ class FakeServer(ABC):
                 await writer.drain()
                 return
 
+            if not target.startswith("/__"):
+                framing = "chunked" if "transfer-encoding" in headers else "content-length"
+                with self._lock:
+                    self.body_framings.append((framing, len(body)))
             response = await self._dispatch(method.upper(), target, headers, body, reader)
             if response is None:
                 return  # hang mode: the client went away
