@@ -83,6 +83,9 @@ def setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "photochanger.settings")
     os.environ.pop("DATABASE_URL", None)
     sys.path.insert(0, str(BASE_DIR))
+    from photochanger.embedded_db import ensure_database_url
+
+    ensure_database_url()  # starts (or reuses) the embedded server under DATA_DIR and exports its URL
     import django
 
     django.setup()
@@ -168,13 +171,10 @@ def main() -> None:
 
     photo = make_photo()
     setup_django()
-    from django.conf import settings
     from django.db import connections
 
-    assert settings.EMBEDDED_DATABASE is not None
     env = {
         **os.environ,
-        "DATABASE_URL": settings.EMBEDDED_DATABASE.url,
         "GEMINI_API_BASE": f"http://127.0.0.1:{FAKE_PORT}",
         "PROVIDER_CONCURRENCY": "gemini=4096",
         "PYTHONUNBUFFERED": "1",
@@ -222,9 +222,9 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
         connections.close_all()
-        from photochanger.embedded_db import stop_embedded_postgres
+        from photochanger.embedded_db import release_embedded_postgres
 
-        stop_embedded_postgres()
+        release_embedded_postgres()
 
 
 if __name__ == "__main__":

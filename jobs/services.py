@@ -58,28 +58,36 @@ class NewJobInput:
 # One statement, so one round trip: the job, its input media row, the log entry and the wake-up for
 # workers commit together or not at all. (The hot path uses SQL here: the ORM's per-query overhead
 # was most of the ingest overhead measured by bench/run.py.)
-_CREATE_SQL = """
+_CREATE_SQL = sql(
+    """
 WITH job AS (
-    INSERT INTO jobs_job (id, slot_id, state, provider, operation, provider_settings, templates,
-                          provider_job_reference, created_at, expires_at, claimed_by, claim_count,
-                          provider_calls, failure_reason, failure_message, result_path, result_mime_type,
-                          result_sha256, request_metadata)
+    INSERT INTO {job} ({job.id}, {job.slot}, {job.state}, {job.provider}, {job.operation},
+                       {job.provider_settings}, {job.templates}, {job.provider_job_reference},
+                       {job.created_at}, {job.expires_at}, {job.claimed_by}, {job.claim_count},
+                       {job.provider_calls}, {job.failure_reason}, {job.failure_message}, {job.result_path},
+                       {job.result_mime_type}, {job.result_sha256}, {job.request_metadata})
     VALUES (%(id)s, %(slot_id)s, 'pending', %(provider)s, %(operation)s, %(settings)s::jsonb,
             %(templates)s::jsonb, '', %(created_at)s, %(expires_at)s, '', 0, 0, '', '', '', '', '',
             %(metadata)s::jsonb)
-    RETURNING id
+    RETURNING {job.id} AS id
 ), media AS (
-    INSERT INTO media_mediaobject (id, job_id, kind, path, owns_file, mime_type, size_bytes, created_at, expires_at)
-    SELECT %(media_id)s, job.id, 'input', %(path)s, true, %(mime_type)s, %(size)s, %(created_at)s, %(expires_at)s
+    INSERT INTO {media} ({media.id}, {media.job}, {media.kind}, {media.path}, {media.owns_file},
+                         {media.mime_type}, {media.size_bytes}, {media.created_at}, {media.expires_at})
+    SELECT %(media_id)s, job.id, 'input', %(path)s, true, %(mime_type)s, %(size)s, %(created_at)s,
+           %(expires_at)s
       FROM job
 ), log AS (
-    INSERT INTO stats_processinglogentry (created_at, event, slot_id, job_id, job_state, failure_reason,
-                                          client_ip, password_guess, details)
+    INSERT INTO {log} ({log.created_at}, {log.event}, {log.slot_id}, {log.job}, {log.job_state},
+                       {log.failure_reason}, {log.client_ip}, {log.password_guess}, {log.details})
     SELECT %(now)s, 'ingest_accepted', %(slot_id)s, job.id, '', '', %(client_ip)s, false, %(details)s::jsonb
       FROM job
 )
 SELECT pg_notify(%(channel)s, '') FROM job
-"""
+""",
+    job=Job,
+    media=MediaObject,
+    log=ProcessingLogEntry,
+)
 
 
 def job_create(*, new: NewJobInput) -> datetime:

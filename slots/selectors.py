@@ -8,6 +8,9 @@ from typing import Any
 
 from django.db import connection
 
+from photochanger.sql import sql
+from slots.models import Slot, SlotTemplateBinding, StudioSettings, TemplateMedia
+
 
 @dataclass(frozen=True)
 class SlotContext:
@@ -24,21 +27,30 @@ class SlotContext:
     ingest_password_hash: str
 
 
-_SLOT_CONTEXT_SQL = """
-SELECT slot.id, slot.is_active, slot.provider, slot.operation, slot.settings, slot.size_limit_mb,
-       studio.sync_response_seconds, studio.ingest_password_hash,
+# The hot path's one read of configuration: slot, bound templates (provider order) and studio settings.
+_SLOT_CONTEXT_SQL = sql(
+    """
+SELECT slot.{slot.id}, slot.{slot.is_active}, slot.{slot.provider}, slot.{slot.operation},
+       slot.{slot.settings}, slot.{slot.size_limit_mb},
+       studio.{studio.sync_response_seconds}, studio.{studio.ingest_password_hash},
        COALESCE((
-           SELECT json_agg(json_build_object('path', template.file, 'mime_type', template.mime_type,
-                                             'role', binding.role, 'name', template.name)
-                           ORDER BY binding.position, binding.id)
-             FROM slots_slottemplatebinding AS binding
-             JOIN slots_templatemedia AS template ON template.id = binding.template_id
-            WHERE binding.slot_id = slot.id
+           SELECT json_agg(json_build_object('path', template.{media.file},
+                                             'mime_type', template.{media.mime_type},
+                                             'role', binding.{binding.role}, 'name', template.{media.name})
+                           ORDER BY binding.{binding.position}, binding.{binding.id})
+             FROM {binding} AS binding
+             JOIN {media} AS template ON template.{media.id} = binding.{binding.template}
+            WHERE binding.{binding.slot} = slot.{slot.id}
        ), '[]'::json)
-  FROM slots_slot AS slot
-  LEFT JOIN slots_studiosettings AS studio ON studio.id = 1
- WHERE slot.id = %s
-"""
+  FROM {slot} AS slot
+  LEFT JOIN {studio} AS studio ON studio.{studio.id} = 1
+ WHERE slot.{slot.id} = %s
+""",
+    slot=Slot,
+    studio=StudioSettings,
+    binding=SlotTemplateBinding,
+    media=TemplateMedia,
+)
 
 
 def slot_context_get(*, slot_id: str) -> SlotContext | None:

@@ -198,3 +198,30 @@ def test_claimers_racing_each_other_never_push_a_provider_past_its_cap(studio):
         assert processing_count("gemini") == 3
         for job_id in Job.objects.filter(state="processing").values_list("id", flat=True):
             services.job_finalize(job_id=job_id, outcome=DONE)
+
+
+def test_the_create_statement_fills_every_column_the_database_requires():
+    """A new NOT NULL column without a database default must be added to job_create's INSERTs."""
+    from media.models import MediaObject
+    from stats.models import ProcessingLogEntry
+
+    for model in (Job, MediaObject, ProcessingLogEntry):
+        table = model._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
+                " AND is_nullable = 'NO' AND column_default IS NULL",
+                [table],
+            )
+            required = {row[0] for row in cursor.fetchall()}
+        listed = services._CREATE_SQL.split(f"INSERT INTO {table} (", 1)[1].split(")", 1)[0]
+        named = {name.strip() for name in listed.split(",")}
+        assert required - named <= {"id"} if model is ProcessingLogEntry else required <= named, table
+
+
+def test_the_slot_context_statement_references_only_existing_columns():
+    from slots.selectors import _SLOT_CONTEXT_SQL
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {_SLOT_CONTEXT_SQL}", ["slot-001"])
+        assert cursor.fetchall()

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0003_password_guesses'),
+        ('jobs', '0004_failure_reason_request_timeout'),
         ('stats', '0002_processinglogentry_log_password_failures_idx'),
     ]
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0002_job_templates_alter_job_failure_reason'),
+        ('jobs', '0003_job_processing_provider_idx'),
     ]
 
     operations = [
