@@ -45,26 +45,40 @@ def request_head(path: str, length: int) -> bytes:
     ).encode()
 
 
+BOOTH_TIMEOUT_SECONDS = 60  # about what DSLR Remote Pro waits before it prints the original
+
+
 async def booth(port: int, body: bytes, seconds: float) -> dict[str, Any]:
-    """Sequential posts from one kept-open connection for ``seconds``: overhead percentiles, statuses."""
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, limit=1 << 24, local_addr=("127.0.0.1", 0)
-    )
+    """Sequential posts (kept-open connection) for ``seconds``: overhead percentiles, statuses, timeouts."""
     head = request_head("/ingest/slot-001", len(body))
     latencies: list[float] = []
     codes: dict[str, int] = {}
     deadline = time.monotonic() + seconds
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     try:
         while time.monotonic() < deadline:
+            if connection is None:
+                connection = await asyncio.open_connection(
+                    "127.0.0.1", port, limit=1 << 24, local_addr=("127.0.0.1", 0)
+                )
+            reader, writer = connection
             started = time.perf_counter()
-            writer.write(head + body)
-            await writer.drain()
-            status, _data = await read_response(reader)
+            try:
+                writer.write(head + body)
+                await writer.drain()
+                status, _data = await asyncio.wait_for(read_response(reader), BOOTH_TIMEOUT_SECONDS)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
+                problem = "no answer in 60 s" if isinstance(error, TimeoutError) else "connection lost"
+                codes[problem] = codes.get(problem, 0) + 1
+                writer.close()
+                connection = None
+                continue
             codes[str(status)] = codes.get(str(status), 0) + 1
             if status == 200:
                 latencies.append((time.perf_counter() - started) * 1000)
     finally:
-        writer.close()
+        if connection is not None:
+            connection[1].close()
     latencies.sort()
     return {
         "requests": sum(codes.values()),

@@ -31,7 +31,7 @@ FAKE_PORT = 9911
 
 
 class Stack:
-    def __init__(self, worker_concurrency: int, workers: int) -> None:
+    def __init__(self, worker_concurrency: int | None, workers: int, *, default_caps: bool = False) -> None:
         # Production-like: DEBUG off (no query recording), a real secret, warnings only in logs.
         self.env = {
             **os.environ,
@@ -40,9 +40,11 @@ class Stack:
             "DEBUG": "false",
             "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
             "LOG_LEVEL": "WARNING",
-            # The fake has no rate limit; the cap is not what these scenarios measure.
+            # The fake has no rate limit; the cap is not what these scenarios measure (unless --defaults).
             "PROVIDER_CONCURRENCY": os.environ.get("BENCH_PROVIDER_CONCURRENCY", "gemini=4096"),
         }
+        if default_caps:
+            self.env["PROVIDER_CONCURRENCY"] = "gemini=64,openai=32,turbotext=32"  # a new install's caps
         self.env.pop("DATABASE_URL", None)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.worker_concurrency = worker_concurrency
@@ -98,9 +100,11 @@ class Stack:
         self.start("web", [python, "-m", "uvicorn", "photochanger.asgi:application", "--host", "127.0.0.1",
                            "--port", str(WEB_PORT), "--loop", "uvloop", "--http", "httptools",
                            "--no-access-log", "--lifespan", "off", "--backlog", "4096"])  # fmt: skip
+        concurrency = (
+            [] if self.worker_concurrency is None else ["--concurrency", str(self.worker_concurrency)]
+        )
         for index in range(self.workers):
-            self.start(f"worker{index}", [python, "manage.py", "run_worker",
-                                          "--concurrency", str(self.worker_concurrency)])  # fmt: skip
+            self.start(f"worker{index}", [python, "manage.py", "run_worker", *concurrency])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -187,17 +191,23 @@ def main() -> None:
     parser.add_argument("--photo", default=str(BASE_DIR / "bench" / "photo.jpg"))
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--worker-concurrency", type=int, default=1024)
+    parser.add_argument(
+        "--defaults", action="store_true",
+        help="what a new install runs: run_worker's default concurrency and the default provider caps",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--holds", type=int, default=1000)
     parser.add_argument("--serve", action="store_true", help="bring the stack up and wait (for profiling)")
     options = parser.parse_args()
     scenarios = set(options.only.split(","))
 
-    stack = Stack(worker_concurrency=options.worker_concurrency, workers=options.workers)
+    concurrency = None if options.defaults else options.worker_concurrency
+    stack = Stack(worker_concurrency=concurrency, workers=options.workers, default_caps=options.defaults)
     stack.setup_database()
     stack.up()
     print(f"photo: {options.photo} ({Path(options.photo).stat().st_size} bytes); web pid {stack.processes['web'].pid}; "
-          f"{options.workers} worker(s) × concurrency {options.worker_concurrency}")  # fmt: skip
+          f"{options.workers} worker(s) × concurrency {concurrency or 'default'}; "
+          f"caps {stack.env['PROVIDER_CONCURRENCY']}")  # fmt: skip
     try:
         if options.serve:
             print(

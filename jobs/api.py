@@ -132,7 +132,7 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
     job_id = str(outcome.job_id)
     if outcome.state == JobState.SUCCEEDED:
         try:
-            image = await cpu_call(storage.read, outcome.result_path)
+            image = outcome.result or await cpu_call(storage.read, outcome.result_path)
         except FileNotFoundError:
             raise ServiceError(
                 FailureReason.INTERNAL_ERROR, "The stored result is missing.", job_id=job_id

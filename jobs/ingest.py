@@ -21,10 +21,12 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.files.uploadedfile import UploadedFile
+from django.db import connection
 from django.utils import timezone
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.request import Request
 
+from jobs.models import Job
 from jobs.services import NewJobInput, job_create, job_time_out
 from jobs.states import LIVE_STATES, JobState
 from media import storage
@@ -33,6 +35,7 @@ from photochanger.db import db_call
 from photochanger.errors import HTTP_STATUS, FailureReason, ServiceError
 from photochanger.intake import intake_place, release_body
 from photochanger.offload import cpu_call
+from photochanger.sql import sql
 from slots.passwords import ingest_password_checker
 from slots.selectors import SlotContext, slot_context_get
 from stats.models import LogEvent, ProcessingLogEntry
@@ -58,15 +61,16 @@ class IngestContext:
 
 def ingest_context_get(*, slot_id: str, client_ip: str | None) -> IngestContext:
     """The slot and the password-lockout counters for this client, read in one database call."""
-    since = timezone.now() - timedelta(seconds=settings.INGEST_PASSWORD_FAILURE_WINDOW_SECONDS)
+    guesses = password_guesses_count(
+        since=timezone.now() - timedelta(seconds=settings.INGEST_PASSWORD_FAILURE_WINDOW_SECONDS),
+        client_ip=client_ip,
+        client_limit=settings.INGEST_PASSWORD_FAILURES_ALLOWED,
+        all_limit=settings.INGEST_PASSWORD_GLOBAL_FAILURES_ALLOWED,
+    )
     return IngestContext(
         slot=slot_context_get(slot_id=slot_id),
-        client_guesses=password_guesses_count(
-            since=since, client_ip=client_ip, limit=settings.INGEST_PASSWORD_FAILURES_ALLOWED
-        ),
-        all_guesses=password_guesses_count(
-            since=since, limit=settings.INGEST_PASSWORD_GLOBAL_FAILURES_ALLOWED
-        ),
+        client_guesses=guesses.from_this_client,
+        all_guesses=guesses.from_everyone,
     )
 
 
@@ -135,13 +139,14 @@ async def _accept(
     await _check_lockout(context, client_ip)
 
     async with intake_place():
-        booth = await cpu_call(booth_request_read, request)
+        # One trip to a CPU thread on the usual path: parse, and when the password is one already
+        # verified, check and store the photo too.
+        booth, stored = await cpu_call(_receive_photo, request, slot, job_id)
     try:
-        await _check_password(slot.ingest_password_hash, booth.password, client_ip)
-        async with intake_place():
-            photo = await cpu_call(_photo_check, booth.upload, slot.size_limit_mb)
-            input_path = storage.input_path(job_id, photo.mime_type)
-            size = await cpu_call(storage.write_new_from, input_path, booth.upload)
+        if stored is None:
+            await _check_password(slot.ingest_password_hash, booth.password, client_ip)
+            async with intake_place():
+                stored = await cpu_call(_store_photo, booth, slot, job_id)
     finally:
         # The parsed copy and the received body: not kept while the booth waits for its result.
         booth.upload.close()
@@ -158,16 +163,46 @@ async def _accept(
                 templates=slot.templates,
                 sync_response_seconds=slot.sync_response_seconds,
                 received_at=received_at,
-                input_path=input_path,
-                input_size_bytes=size,
-                input_mime_type=photo.mime_type,
+                input_path=stored.path,
+                input_size_bytes=stored.size_bytes,
+                input_mime_type=stored.mime_type,
                 request_metadata=booth.metadata,
                 client_ip=client_ip,
             ),
         )
     except BaseException:
-        await cpu_call(storage.delete, input_path)
+        await cpu_call(storage.delete, stored.path)
         raise
+
+
+@dataclass(frozen=True)
+class StoredPhoto:
+    path: str
+    size_bytes: int
+    mime_type: str
+
+
+def _receive_photo(
+    request: Request, slot: SlotContext, job_id: uuid.UUID
+) -> tuple[BoothRequest, StoredPhoto | None]:
+    """Parse the booth's request; store the photo too if its password already verified (CPU thread)."""
+    booth = booth_request_read(request)
+    if ingest_password_checker.known(stored_hash=slot.ingest_password_hash, candidate=booth.password):
+        try:
+            return booth, _store_photo(booth, slot, job_id)
+        except BaseException:
+            booth.upload.close()
+            raise
+    return booth, None
+
+
+def _store_photo(booth: BoothRequest, slot: SlotContext, job_id: uuid.UUID) -> StoredPhoto:
+    """Check the photo's size, type and pixels, then copy it to the media store (CPU thread)."""
+    photo = _photo_check(booth.upload, slot.size_limit_mb)
+    path = storage.input_path(job_id, photo.mime_type)
+    return StoredPhoto(
+        path=path, size_bytes=storage.write_new_from(path, booth.upload), mime_type=photo.mime_type
+    )
 
 
 async def _check_lockout(context: IngestContext, client_ip: str | None) -> None:
@@ -306,26 +341,46 @@ class IngestOutcome:
     failure_message: str
     result_path: str
     result_mime_type: str
+    result: bytes | None  # read along with the row when small; None: read it from result_path
+
+
+# The waiter reads this once per photo, right after finalize: one plain statement (the ORM's query
+# building cost more than the query itself here). Names from the model, so a rename fails at import.
+_OUTCOME_SQL = sql(
+    """
+SELECT {job.state}, {job.expires_at}, {job.failure_message}, {job.result_path}, {job.result_mime_type},
+       {job.result_size_bytes}
+  FROM {job} WHERE {job.id} = %s
+""",
+    job=Job,
+)
+# A result this small is read on the database thread with its row (one thread hop, not two); larger
+# ones (a DSLR-size image) are read on a CPU thread.
+SMALL_RESULT_BYTES = 1024 * 1024
 
 
 def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
     """Read the job (the only source of truth); at or past the deadline, time it out if still live."""
-    from jobs.models import Job
-
     for _attempt in range(2):
-        state, expires_at, failure_message, result_path, result_mime_type = (
-            Job.objects.filter(id=job_id)
-            .values_list("state", "expires_at", "failure_message", "result_path", "result_mime_type")
-            .get()
-        )
+        with connection.cursor() as cursor:
+            cursor.execute(_OUTCOME_SQL, [job_id])
+            state, expires_at, failure_message, result_path, result_mime_type, result_size = cursor.fetchone()
         if state in LIVE_STATES and timezone.now() >= expires_at:
             job_time_out(job_id=job_id)
             continue  # re-read: we, a worker or cleanup finalized it just now
         break
+    succeeded = state == JobState.SUCCEEDED
+    result = None
+    if succeeded and result_path and result_size is not None and result_size <= SMALL_RESULT_BYTES:
+        try:
+            result = storage.read(result_path)
+        except FileNotFoundError:
+            result = None  # the caller reports the missing file
     return IngestOutcome(
         job_id=job_id,
         state=state,
         failure_message=failure_message,
-        result_path=result_path if state == JobState.SUCCEEDED else "",
+        result_path=result_path if succeeded else "",
         result_mime_type=result_mime_type,
+        result=result,
     )

@@ -304,6 +304,7 @@ class ClaimedJob:
     input_path: str  # under MEDIA_ROOT
     input_mime_type: str
     claim_count: int  # which claim of the job this is: only this claim may finalize it
+    input_size_bytes: int = 0
 
 
 # pg_advisory_xact_lock(class, hashtext(provider)): the first key keeps these locks apart from others.
@@ -371,7 +372,8 @@ WITH caps AS (
            {job.created_at} AS created_at
 )
 SELECT claimed.id, claimed.slot_id, claimed.provider, claimed.operation, claimed.provider_settings,
-       claimed.templates, claimed.expires_at, media.{media.path}, media.{media.mime_type}, claimed.claim_count
+       claimed.templates, claimed.expires_at, media.{media.path}, media.{media.mime_type}, claimed.claim_count,
+       media.{media.size_bytes}
   FROM claimed
   LEFT JOIN {media} AS media
     ON media.{media.job} = claimed.id AND media.{media.kind} = 'input' AND media.{media.deleted_at} IS NULL
@@ -418,6 +420,7 @@ def jobs_claim(*, worker: str, limit: int, lease: timedelta) -> list[ClaimedJob]
             input_path=row[7] or "",
             input_mime_type=row[8] or "",
             claim_count=row[9],
+            input_size_bytes=row[10] or 0,
         )
         for row in rows
     ]

@@ -247,7 +247,10 @@ class Worker:
 
     async def _run_provider(self, claimed: ClaimedJob) -> Outcome:
         provider = get_provider(claimed.provider)
-        photo, templates = await asyncio.to_thread(_stored_images, claimed)
+        if claimed.input_size_bytes and all(template.get("size_bytes") for template in claimed.templates):
+            photo, templates = _stored_images(claimed)  # sizes known: no file is touched
+        else:
+            photo, templates = await asyncio.to_thread(_stored_images, claimed)
         request = ProviderRequest(
             job_id=str(claimed.id),
             operation=claimed.operation or provider.default_operation,
@@ -372,11 +375,15 @@ class JobHooks:
 
 
 def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage]]:
-    """The job's photo and templates as files of known size (blocking: stats each file)."""
+    """The job's photo and templates as files of known size.
+
+    Sizes come from the database rows (the input's media row, the templates' snapshot); a file is
+    stat-ed only when its row has none (a job queued before sizes were recorded). Blocking only then.
+    """
     photo = StoredImage(
         path=claimed.input_path,
         mime_type=claimed.input_mime_type,
-        size_bytes=storage.size(claimed.input_path),
+        size_bytes=claimed.input_size_bytes or storage.size(claimed.input_path),
     )
     templates = [
         TemplateImage(
@@ -385,7 +392,7 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
             image=StoredImage(
                 path=template["path"],
                 mime_type=template.get("mime_type", "image/png"),
-                size_bytes=storage.size(template["path"]),
+                size_bytes=int(template.get("size_bytes") or 0) or storage.size(template["path"]),
             ),
         )
         for template in claimed.templates

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 import time
 from collections import OrderedDict
 
@@ -37,6 +38,7 @@ REMEMBERED_WRONG_PASSWORDS = 4096
 class IngestPasswordChecker:
     def __init__(self) -> None:
         self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()  # the remembered digests; in-flight hashes stay on the event loop
         self._stored_hash = ""
         self._right: bytes | None = None
         self._wrong: OrderedDict[bytes, None] = OrderedDict()
@@ -59,16 +61,20 @@ class IngestPasswordChecker:
             self._wrong.clear()
 
     def known(self, *, stored_hash: str, candidate: str) -> bool | None:
-        """True/False when this candidate was already checked against ``stored_hash``; None if not."""
+        """True/False when this candidate was already checked against ``stored_hash``; None if not.
+
+        Safe to call from any thread (the ingest path asks from a CPU thread while it parses).
+        """
         if not stored_hash or not candidate:
             return False
-        self._follow(stored_hash)
         digest = self._digest(candidate)
-        if self._right is not None and hmac.compare_digest(self._right, digest):
-            return True
-        if digest in self._wrong:
-            self._wrong.move_to_end(digest)
-            return False
+        with self._lock:
+            self._follow(stored_hash)
+            if self._right is not None and hmac.compare_digest(self._right, digest):
+                return True
+            if digest in self._wrong:
+                self._wrong.move_to_end(digest)
+                return False
         return None
 
     async def verify(self, *, stored_hash: str, candidate: str) -> bool:
@@ -99,13 +105,14 @@ class IngestPasswordChecker:
             "right" if matches else "wrong",
             (time.monotonic() - started) * 1000,
         )
-        if stored_hash == self._stored_hash:
-            if matches:
-                self._right = digest
-            else:
-                self._wrong[digest] = None
-                while len(self._wrong) > REMEMBERED_WRONG_PASSWORDS:
-                    self._wrong.popitem(last=False)
+        with self._lock:
+            if stored_hash == self._stored_hash:
+                if matches:
+                    self._right = digest
+                else:
+                    self._wrong[digest] = None
+                    while len(self._wrong) > REMEMBERED_WRONG_PASSWORDS:
+                        self._wrong.popitem(last=False)
         return bool(matches)
 
 

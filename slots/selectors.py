@@ -36,6 +36,7 @@ SELECT slot.{slot.id}, slot.{slot.is_active}, slot.{slot.provider}, slot.{slot.o
        COALESCE((
            SELECT json_agg(json_build_object('path', template.{media.file},
                                              'mime_type', template.{media.mime_type},
+                                             'size_bytes', template.{media.size_bytes},
                                              'role', binding.{binding.role}, 'name', template.{media.name})
                            ORDER BY binding.{binding.position}, binding.{binding.id})
              FROM {binding} AS binding

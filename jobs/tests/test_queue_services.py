@@ -219,9 +219,19 @@ def test_the_create_statement_fills_every_column_the_database_requires():
         assert required - named <= {"id"} if model is ProcessingLogEntry else required <= named, table
 
 
-def test_the_slot_context_statement_references_only_existing_columns():
+def test_the_hot_path_reads_reference_only_existing_columns():
+    from jobs.ingest import _OUTCOME_SQL
     from slots.selectors import _SLOT_CONTEXT_SQL
+    from stats.selectors import _PASSWORD_GUESSES_SQL
 
+    now = timezone.now()
+    guesses = {"client_ip": "127.0.0.1", "since": now, "client_limit": 1, "all_limit": 1}
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN {_SLOT_CONTEXT_SQL}", ["slot-001"])
-        assert cursor.fetchall()
+        statements: list[tuple[str, Any]] = [
+            (_SLOT_CONTEXT_SQL, ["slot-001"]),
+            (_OUTCOME_SQL, [uuid.uuid4()]),
+            (_PASSWORD_GUESSES_SQL, guesses),
+        ]
+        for statement, params in statements:
+            cursor.execute(f"EXPLAIN {statement}", params)
+            assert cursor.fetchall()
