@@ -21,6 +21,7 @@ import asyncio
 import json
 import secrets
 import statistics
+import sys
 import time
 from typing import Any
 
@@ -90,9 +91,19 @@ async def booth(port: int, body: bytes, seconds: float) -> dict[str, Any]:
     }
 
 
-async def guesser(port: int, photo: bytes, address: str, stop: asyncio.Event, codes: dict[str, int]) -> None:
+PLACEHOLDER = b"P" * 16
+
+
+def with_new_password(template: bytes) -> bytes:
+    """The booth's body with a fresh random 16-character password (cheap: guessers must not eat the CPU)."""
+    return template.replace(PLACEHOLDER, secrets.token_hex(8).encode(), 1)
+
+
+async def guesser(
+    port: int, template: bytes, address: str, stop: asyncio.Event, codes: dict[str, int]
+) -> None:
     while not stop.is_set():
-        body = body_for(photo, secrets.token_hex(8))
+        body = with_new_password(template)
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0))
         except OSError:
@@ -105,7 +116,7 @@ async def guesser(port: int, photo: bytes, address: str, stop: asyncio.Event, co
                 await writer.drain()
                 status, _data = await read_response(reader)
                 codes[str(status)] = codes.get(str(status), 0) + 1
-                body = body_for(photo, secrets.token_hex(8))
+                body = with_new_password(template)
         except (OSError, asyncio.IncompleteReadError):
             codes["closed"] = codes.get("closed", 0) + 1
         finally:
@@ -136,6 +147,30 @@ async def trickler(port: int, length: int, stop: asyncio.Event, codes: dict[str,
                 writer.close()
 
 
+async def pressure(options: argparse.Namespace) -> None:
+    """Run the misbehaving clients until stdin closes; print their status counts (the child's role)."""
+    photo = open(options.photo, "rb").read()
+    stop = asyncio.Event()
+    codes: dict[str, int] = {}
+    if options.scenario == "passwords":
+        template = body_for(photo, PLACEHOLDER.decode())
+        tasks = [
+            asyncio.ensure_future(guesser(options.port, template, f"127.0.0.{2 + n}", stop, codes))
+            for n in range(options.clients)
+        ]
+    else:
+        length = len(body_for(photo, options.password))
+        tasks = [
+            asyncio.ensure_future(trickler(options.port, length, stop, codes)) for _ in range(options.clients)
+        ]
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    stop.set()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    print(json.dumps(codes), flush=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("scenario", choices=["passwords", "slow"])
@@ -144,35 +179,31 @@ async def main() -> None:
     parser.add_argument("--password", required=True)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=0, help="guessers (16) or slow connections (200)")
+    parser.add_argument("--pressure-only", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
-    photo = open(options.photo, "rb").read()
-    body = body_for(photo, options.password)
+    options.clients = options.clients or (16 if options.scenario == "passwords" else 200)
+    if options.pressure_only:
+        await pressure(options)
+        return
+    body = body_for(open(options.photo, "rb").read(), options.password)
 
     quiet = await booth(options.port, body, options.seconds)
-    stop = asyncio.Event()
-    codes: dict[str, int] = {}
-    if options.scenario == "passwords":
-        clients = options.clients or 16
-        tasks = [
-            asyncio.ensure_future(guesser(options.port, photo, f"127.0.0.{2 + n}", stop, codes))
-            for n in range(clients)
-        ]
-    else:
-        clients = options.clients or 200
-        tasks = [
-            asyncio.ensure_future(trickler(options.port, len(body), stop, codes)) for _ in range(clients)
-        ]
+    # The misbehaving clients run in a process of their own: the booth's figures are the server's.
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, *sys.argv[1:], "--pressure-only",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     await asyncio.sleep(2)  # the pressure is on before the booth measures again
     loaded = await booth(options.port, body, options.seconds)
-    stop.set()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    assert child.stdin is not None
+    child.stdin.close()
+    out, _ = await child.communicate()
+    codes = json.loads(out.decode() or "{}")
     quiet_p50 = quiet["overhead_ms"]["p50"]
     loaded_p50 = loaded["overhead_ms"]["p50"]
     print(json.dumps({
         "scenario": options.scenario,
-        "pressure_clients": clients,
+        "pressure_clients": options.clients,
         "booth_quiet": quiet,
         "booth_under_pressure": loaded,
         "ratio_p50": round(loaded_p50 / quiet_p50, 2) if quiet_p50 and loaded_p50 else None,

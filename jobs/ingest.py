@@ -38,8 +38,8 @@ from photochanger.offload import cpu_call
 from photochanger.sql import sql
 from slots.passwords import ingest_password_checker
 from slots.selectors import SlotContext, slot_context_get
-from stats.models import LogEvent, ProcessingLogEntry
 from stats.selectors import client_recently_accepted, password_guesses_count
+from stats.services import log_entry_rejection_create
 
 FILE_FIELDS = ("fileToUpload", "file")
 SECRET_FIELDS = frozenset({"password"})
@@ -50,6 +50,7 @@ SNIFF_BYTES = 64
 TRUSTED_CLIENT_WINDOW = timedelta(hours=24)
 # Unknown passwords waiting for the hashing thread before new ones from untrusted clients get 429.
 MAX_WAITING_PASSWORD_HASHES = 4
+BUSY_MESSAGE = "Too many passwords are being checked right now; new clients must wait before retrying."
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,11 @@ def ingest_log_rejection(
     duration_ms: int,
     password_guess: bool = False,
 ) -> None:
-    ProcessingLogEntry.objects.create(
+    log_entry_rejection_create(
         created_at=timezone.now(),
-        event=LogEvent.INGEST_REJECTED,
-        slot_id=slot_id[:64],
+        slot_id=slot_id,
         http_status=HTTP_STATUS[reason],
-        failure_reason=reason,
+        failure_reason=str(reason),
         duration_ms=duration_ms,
         client_ip=client_ip,
         password_guess=password_guess,
@@ -137,6 +137,10 @@ async def _accept(
     if not slot.is_active:
         raise ServiceError(FailureReason.SLOT_DISABLED, f"Slot '{slot.slot_id}' is not active.")
     await _check_lockout(context, client_ip)
+    if ingest_password_checker.waiting >= MAX_WAITING_PASSWORD_HASHES and not await _trusted(client_ip):
+        # Someone is guessing hard right now: a client that never had a photo accepted waits, before
+        # its body is even parsed (a working booth's password is remembered and never waits here).
+        raise recent_lockouts.remember(client_ip, BUSY_MESSAGE)
 
     async with intake_place():
         # One trip to a CPU thread on the usual path: parse, and when the password is one already
@@ -152,7 +156,7 @@ async def _accept(
         booth.upload.close()
         release_body(request)
     try:
-        return await db_call(
+        expires_at = await db_call(
             job_create,
             new=NewJobInput(
                 job_id=job_id,
@@ -173,6 +177,8 @@ async def _accept(
     except BaseException:
         await cpu_call(storage.delete, stored.path)
         raise
+    _trust(client_ip)
+    return expires_at
 
 
 @dataclass(frozen=True)
@@ -207,27 +213,87 @@ def _store_photo(booth: BoothRequest, slot: SlotContext, job_id: uuid.UUID) -> S
 
 async def _check_lockout(context: IngestContext, client_ip: str | None) -> None:
     """429 for a client that guessed too often, or for any untrusted client while many guess at once."""
-    window = settings.INGEST_PASSWORD_FAILURE_WINDOW_SECONDS
     if context.client_guesses >= settings.INGEST_PASSWORD_FAILURES_ALLOWED:
-        raise ServiceError(
-            FailureReason.RATE_LIMITED,
-            "Too many wrong passwords from this client; wait before retrying.",
-            retry_after=window,
+        raise recent_lockouts.remember(
+            client_ip, "Too many wrong passwords from this client; wait before retrying."
         )
     if context.all_guesses >= settings.INGEST_PASSWORD_GLOBAL_FAILURES_ALLOWED and not await _trusted(
         client_ip
     ):
-        raise ServiceError(
-            FailureReason.RATE_LIMITED,
-            "Too many wrong passwords are being tried; new clients must wait before retrying.",
-            retry_after=window,
+        raise recent_lockouts.remember(
+            client_ip, "Too many wrong passwords are being tried; new clients must wait before retrying."
         )
 
 
+class RecentLockouts:
+    """Clients this process just refused for guessing, so their next requests cost (almost) nothing.
+
+    For ``RECHECK_SECONDS`` after a lockout, the booth-path middleware answers such a client's ingest
+    with the same 429 from its headers alone, ``TARPIT_SECONDS`` later, before reading the body, parsing
+    or asking the database (the attempt is still logged). Then the database decides again. Bounded: the
+    oldest entries go first. Event-loop only.
+    """
+
+    RECHECK_SECONDS = 5.0
+    TARPIT_SECONDS = 1.0
+    MAX_CLIENTS = 10_000
+
+    def __init__(self) -> None:
+        self._until: dict[str, tuple[float, str]] = {}
+
+    def remember(self, client_ip: str | None, message: str) -> ServiceError:
+        error = ServiceError(
+            FailureReason.RATE_LIMITED, message, retry_after=settings.INGEST_PASSWORD_FAILURE_WINDOW_SECONDS
+        )
+        if client_ip:
+            self._until.pop(client_ip, None)
+            self._until[client_ip] = (time.monotonic() + self.RECHECK_SECONDS, message)
+            while len(self._until) > self.MAX_CLIENTS:
+                del self._until[next(iter(self._until))]
+        return error
+
+    def refusal(self, client_ip: str | None) -> ServiceError | None:
+        """The 429 to give this client right away, or None to let the request through."""
+        entry = self._until.get(client_ip or "")
+        if entry is None:
+            return None
+        until, message = entry
+        if time.monotonic() >= until:
+            del self._until[client_ip or ""]
+            return None
+        return ServiceError(
+            FailureReason.RATE_LIMITED, message, retry_after=settings.INGEST_PASSWORD_FAILURE_WINDOW_SECONDS
+        )
+
+
+recent_lockouts = RecentLockouts()
+
+
 async def _trusted(client_ip: str | None) -> bool:
-    return await db_call(
+    if not client_ip:
+        return False
+    if trusted_clients.get(client_ip, 0.0) > time.monotonic():
+        return True
+    if await db_call(
         client_recently_accepted, client_ip=client_ip, since=timezone.now() - TRUSTED_CLIENT_WINDOW
-    )
+    ):
+        _trust(client_ip)
+        return True
+    return False
+
+
+# Clients this process saw with an accepted photo (until when they stay trusted), so asking the
+# database is needed only for a client new to this process. Bounded: the oldest entries go first.
+trusted_clients: dict[str, float] = {}
+MAX_TRUSTED_CLIENTS = 10_000
+
+
+def _trust(client_ip: str | None) -> None:
+    if client_ip:
+        trusted_clients.pop(client_ip, None)
+        trusted_clients[client_ip] = time.monotonic() + TRUSTED_CLIENT_WINDOW.total_seconds()
+        while len(trusted_clients) > MAX_TRUSTED_CLIENTS:
+            del trusted_clients[next(iter(trusted_clients))]
 
 
 async def _check_password(stored_hash: str, candidate: str, client_ip: str | None) -> None:
@@ -237,9 +303,7 @@ async def _check_password(stored_hash: str, candidate: str, client_ip: str | Non
     if known is False:
         raise ServiceError(FailureReason.INVALID_PASSWORD)  # already hashed once: not a new guess
     if ingest_password_checker.waiting >= MAX_WAITING_PASSWORD_HASHES and not await _trusted(client_ip):
-        raise ServiceError(
-            FailureReason.RATE_LIMITED, "Too many password checks at once; retry shortly.", retry_after=5
-        )
+        raise recent_lockouts.remember(client_ip, BUSY_MESSAGE)
     if not await ingest_password_checker.verify(stored_hash=stored_hash, candidate=candidate):
         raise _Rejected(ServiceError(FailureReason.INVALID_PASSWORD), password_guess=True)
 

@@ -115,6 +115,17 @@ class BoothPaths:
         match = INGEST_PATH.match(scope["path"])
         is_ingest = match is not None and scope.get("method") == "POST"
         slot_id = match.group("slot_id") if match else ""
+        if is_ingest:
+            from jobs.ingest import recent_lockouts
+
+            client = scope.get("client") or (None, None)
+            refusal = recent_lockouts.refusal(client[0])
+            if refusal is not None:
+                # A client refused for guessing a moment ago: its body is not even read, and the answer
+                # takes a second (a sleeping coroutine costs nothing; a guesser gets one try a second).
+                await asyncio.sleep(recent_lockouts.TARPIT_SECONDS)
+                await self._refuse(scope, send, slot_id, refusal, log=True)
+                return
         try:
             max_bytes = await self._body_limit(scope, slot_id) if is_ingest else PUBLIC_MAX_BODY_BYTES
         except ServiceError as error:

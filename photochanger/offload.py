@@ -5,8 +5,8 @@ Three kinds of blocking work, three pools, so none queues behind another:
 - database queries: ``photochanger.db.db_call`` (``DB_EXECUTOR_THREADS`` threads);
 - CPU and disk work of one request or job — multipart parsing, image header checks, file copies and
   hashing of photos: ``cpu_call`` (``CPU_EXECUTOR_THREADS``);
-- the ingest password's deliberately slow hash: ``hash_call`` (``PASSWORD_HASH_THREADS``), so a flood
-  of wrong passwords can only ever occupy these threads, never the query or the CPU threads.
+- the ingest password's deliberately slow hash: ``hash_call``, on one thread of its own, so a flood of
+  wrong passwords can only ever occupy that thread, never the query or the CPU threads.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ async def cpu_call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) 
 
 async def hash_call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Run a password hash off the event loop, on threads nothing else uses."""
-    return await run_in(executor("password-hash", settings.PASSWORD_HASH_THREADS), function, *args, **kwargs)
+    return await run_in(executor("password-hash", 1), function, *args, **kwargs)
 
 
 def shutdown_all() -> None:

@@ -208,9 +208,8 @@ SPECTACULAR_SETTINGS = {
 # Threads (and so database connections) per process for the hot path (photochanger.db).
 DB_EXECUTOR_THREADS = env.int("DB_EXECUTOR_THREADS", default=4)
 # Threads per process for CPU and disk work: multipart parsing, image checks, file copies
-# (photochanger.offload.cpu_call), and for the ingest password's slow hash (hash_call).
+# (photochanger.offload.cpu_call). The ingest password's slow hash has one thread of its own (hash_call).
 CPU_EXECUTOR_THREADS = env.int("CPU_EXECUTOR_THREADS", default=4)
-PASSWORD_HASH_THREADS = env.int("PASSWORD_HASH_THREADS", default=1)
 # Photos parsed, checked and stored at once per web process (photochanger.intake.intake_place).
 INGEST_MAX_CONCURRENT_INTAKE = env.int("INGEST_MAX_CONCURRENT_INTAKE", default=32)
 # A booth's whole body must arrive within this many seconds (then 408); slow bodies hold no place.

@@ -33,6 +33,8 @@ from photochanger.offload import hash_call
 logger = logging.getLogger(__name__)
 
 REMEMBERED_WRONG_PASSWORDS = 4096
+# After hashing a wrong password, no other hash starts for this many times as long (≤ 25 % of a core).
+WRONG_PASSWORD_REST_FACTOR = 3.0
 
 
 class IngestPasswordChecker:
@@ -44,6 +46,7 @@ class IngestPasswordChecker:
         self._wrong: OrderedDict[bytes, None] = OrderedDict()
         self._in_flight: dict[bytes, asyncio.Future[bool]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lane: asyncio.Semaphore | None = None
         self.hashes_run = 0
 
     @property
@@ -84,7 +87,7 @@ class IngestPasswordChecker:
             return known
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
-            self._loop, self._in_flight = loop, {}
+            self._loop, self._in_flight, self._lane = loop, {}, asyncio.Semaphore(1)
         digest = self._digest(candidate)
         future = self._in_flight.get(digest)
         if future is None:
@@ -93,17 +96,29 @@ class IngestPasswordChecker:
         return await asyncio.shield(future)
 
     async def _hash(self, stored_hash: str, candidate: str, digest: bytes) -> bool:
+        # One hash at a time per process; after a wrong password the lane rests WRONG_PASSWORD_REST_FACTOR
+        # times as long as that hash took, so guessers get at most a quarter of one core, however
+        # how busy the process is. (The right password is usually remembered and never gets here.)
+        lane = self._lane
+        assert lane is not None
+        await lane.acquire()
         started = time.monotonic()
+        matches = False
         try:
             self.hashes_run += 1
             matches = await hash_call(check_password, candidate, stored_hash)
         finally:
             self._in_flight.pop(digest, None)
+            took = time.monotonic() - started
+            if matches:
+                lane.release()
+            else:
+                asyncio.get_running_loop().call_later(took * WRONG_PASSWORD_REST_FACTOR, lane.release)
         # Rare by design (once per password per process), so worth a line: a stream of these is guessing.
         logger.info(
             "ingest password: hashed a password not seen before (%s, %.0f ms)",
             "right" if matches else "wrong",
-            (time.monotonic() - started) * 1000,
+            took * 1000,
         )
         with self._lock:
             if stored_hash == self._stored_hash:

@@ -1,0 +1,49 @@
+"""Writes to the processing log that the ingest hot path makes for every refused request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import connection
+
+from photochanger.sql import sql
+from stats.models import LogEvent, ProcessingLogEntry
+
+# One plain INSERT: during a flood of refused requests (guessers, a misconfigured booth) this runs
+# hundreds of times a second, and the ORM's create() cost more than the rest of a refusal.
+_REJECTION_SQL = sql(
+    """
+INSERT INTO {log} ({log.created_at}, {log.event}, {log.slot_id}, {log.http_status}, {log.failure_reason},
+                   {log.duration_ms}, {log.client_ip}, {log.password_guess}, {log.job_state}, {log.details})
+VALUES (%(created_at)s, %(event)s, %(slot_id)s, %(http_status)s, %(failure_reason)s, %(duration_ms)s,
+        %(client_ip)s, %(password_guess)s, '', '{{}}'::jsonb)
+""",
+    log=ProcessingLogEntry,
+)
+
+
+def log_entry_rejection_create(
+    *,
+    created_at: datetime,
+    slot_id: str,
+    http_status: int,
+    failure_reason: str,
+    duration_ms: int,
+    client_ip: str | None,
+    password_guess: bool,
+) -> None:
+    """Record one refused ingest attempt (no job was created): never the password or image bytes."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _REJECTION_SQL,
+            {
+                "created_at": created_at,
+                "event": LogEvent.INGEST_REJECTED.value,
+                "slot_id": slot_id[:64],
+                "http_status": http_status,
+                "failure_reason": failure_reason,
+                "duration_ms": duration_ms,
+                "client_ip": client_ip,
+                "password_guess": password_guess,
+            },
+        )
