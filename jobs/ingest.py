@@ -33,7 +33,7 @@ from media import storage
 from media.images import FarTooManyPixels, UnreadableImage, pixel_dimensions, sniff_image_type
 from photochanger.db import db_call
 from photochanger.errors import HTTP_STATUS, FailureReason, ServiceError
-from photochanger.intake import intake_place, release_body
+from photochanger.intake import release_body
 from photochanger.offload import cpu_call
 from photochanger.sql import sql
 from slots.passwords import ingest_password_checker
@@ -142,15 +142,13 @@ async def _accept(
         # its body is even parsed (a working booth's password is remembered and never waits here).
         raise recent_lockouts.remember(client_ip, BUSY_MESSAGE)
 
-    async with intake_place():
-        # One trip to a CPU thread on the usual path: parse, and when the password is one already
-        # verified, check and store the photo too.
-        booth, stored = await cpu_call(_receive_photo, request, slot, job_id)
+    # One trip to a CPU thread on the usual path: parse, and when the password is one already verified,
+    # check and store the photo too.
+    booth, stored = await cpu_call(_receive_photo, request, slot, job_id)
     try:
         if stored is None:
             await _check_password(slot.ingest_password_hash, booth.password, client_ip)
-            async with intake_place():
-                stored = await cpu_call(_store_photo, booth, slot, job_id)
+            stored = await cpu_call(_store_photo, booth, slot, job_id)
     finally:
         # The parsed copy and the received body: not kept while the booth waits for its result.
         booth.upload.close()

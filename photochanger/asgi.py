@@ -47,6 +47,7 @@ from photochanger.intake import (  # noqa: E402
     ClientGone,
     Receive,
     ReceivedBody,
+    intake_places,
     memory_budget,
     receive_body,
 )
@@ -136,7 +137,12 @@ class BoothPaths:
         try:
             try:
                 await receive_body(
-                    receive, body, timeout=settings.INGEST_BODY_TIMEOUT_SECONDS, max_bytes=max_bytes
+                    receive,
+                    body,
+                    timeout=settings.INGEST_BODY_TIMEOUT_SECONDS,
+                    max_bytes=max_bytes,
+                    places=intake_places() if is_ingest else None,
+                    stall=settings.INGEST_INTAKE_STALL_SECONDS,
                 )
             except ClientGone:
                 return

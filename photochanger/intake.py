@@ -5,21 +5,23 @@ byte a second on purpose. So receiving a body holds nothing that other booths ne
 
 - **time**: the whole body must arrive within ``INGEST_BODY_TIMEOUT_SECONDS`` (then 408);
 - **size**: counted as the bytes arrive, with or without ``Content-Length`` (then 413);
+- **places**: at most ``INGEST_MAX_CONCURRENT_INTAKE`` bodies per process are *flowing* at once. A
+  request takes a place before its first read — which is when the booth, sending ``Expect:
+  100-continue``, is told to upload — so a burst of a thousand uploads waits at the booths, not in our
+  memory. A body that stalls for ``INGEST_INTAKE_STALL_SECONDS`` gives its place back and goes on
+  arriving without one: a slow client never holds what other booths need;
 - **memory**: bodies stay in memory while the process-wide budget ``INGEST_BODY_MEMORY_BUDGET_BYTES``
-  (and ``FILE_UPLOAD_MAX_MEMORY_SIZE`` per body) allows, and go to a temporary file beyond it, so a
-  thousand uploads at once cost disk, not RAM. A slow body holds only the few bytes it has sent.
+  (and ``FILE_UPLOAD_MAX_MEMORY_SIZE`` per body) allows, and go to a temporary file beyond it. A slow
+  body holds only the few bytes it has sent.
 
-Once the body is complete, an **intake place** (``intake_place``, ``INGEST_MAX_CONCURRENT_INTAKE`` per
-process) bounds the photos being parsed, checked and stored at once — the CPU and disk work, which is
-quick and never waits on the client.
+Parsing, checking and storing the photo then run on the bounded CPU pool (``photochanger.offload``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -109,12 +111,68 @@ class ReceivedBody:
         self.file.close()
 
 
-async def receive_body(receive: Receive, body: ReceivedBody, *, timeout: float, max_bytes: int) -> None:
-    """Read the whole request body into ``body``; raises BodyTimeout, BodyTooLarge or ClientGone."""
+class IntakePlaces:
+    """The places of one process (one event loop): FIFO, so a waiting booth is served in turn."""
+
+    def __init__(self, places: int) -> None:
+        self._semaphore = asyncio.Semaphore(places)
+
+    async def take(self) -> None:
+        await self._semaphore.acquire()
+
+    def give_back(self) -> None:
+        self._semaphore.release()
+
+    @property
+    def free(self) -> bool:
+        return not self._semaphore.locked()
+
+
+_places: dict[asyncio.AbstractEventLoop, IntakePlaces] = {}
+
+
+def intake_places() -> IntakePlaces:
+    loop = asyncio.get_running_loop()
+    places = _places.get(loop)
+    if places is None:
+        _places.clear()  # one event loop per process; a new one (tests) starts fresh
+        places = _places[loop] = IntakePlaces(settings.INGEST_MAX_CONCURRENT_INTAKE)
+    return places
+
+
+async def receive_body(
+    receive: Receive,
+    body: ReceivedBody,
+    *,
+    timeout: float,
+    max_bytes: int,
+    places: IntakePlaces | None = None,
+    stall: float = 0.0,
+) -> None:
+    """Read the whole request body into ``body``; raises BodyTimeout, BodyTooLarge or ClientGone.
+
+    With ``places``: a place is taken before the first read and given back when the body is complete
+    or when no data came for ``stall`` seconds (the rest then arrives without a place).
+    """
+    holding = False
     try:
         async with asyncio.timeout(timeout):
+            if places is not None:
+                await places.take()
+                holding = True
             while True:
-                message = await receive()
+                if holding:
+                    try:
+                        message = await asyncio.wait_for(receive(), stall)
+                    except TimeoutError:
+                        # Stalled: a slow body keeps arriving, but without a place others need. (The
+                        # cancelled receive() loses nothing: the server keeps the bytes for the next.)
+                        assert places is not None
+                        places.give_back()
+                        holding = False
+                        continue
+                else:
+                    message = await receive()
                 if message["type"] == "http.disconnect":
                     raise ClientGone()
                 chunk = message.get("body", b"")
@@ -126,6 +184,10 @@ async def receive_body(receive: Receive, body: ReceivedBody, *, timeout: float, 
                     break
     except TimeoutError:
         raise BodyTimeout() from None
+    finally:
+        if holding:
+            assert places is not None
+            places.give_back()
     body.file.seek(0)
 
 
@@ -144,18 +206,3 @@ def release_body(request: Any) -> None:
     body = getattr(request, "scope", {}).get(BODY_SCOPE_KEY)
     if isinstance(body, ReceivedBody):
         body.close()
-
-
-_places: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-
-@contextlib.asynccontextmanager
-async def intake_place() -> AsyncIterator[None]:
-    """Hold one of this process's intake places (parse, check and store one photo)."""
-    loop = asyncio.get_running_loop()
-    semaphore = _places.get(loop)
-    if semaphore is None:
-        _places.clear()  # one event loop per process; a new one (tests) starts fresh
-        semaphore = _places[loop] = asyncio.Semaphore(settings.INGEST_MAX_CONCURRENT_INTAKE)
-    async with semaphore:
-        yield

@@ -210,8 +210,10 @@ DB_EXECUTOR_THREADS = env.int("DB_EXECUTOR_THREADS", default=4)
 # Threads per process for CPU and disk work: multipart parsing, image checks, file copies
 # (photochanger.offload.cpu_call). The ingest password's slow hash has one thread of its own (hash_call).
 CPU_EXECUTOR_THREADS = env.int("CPU_EXECUTOR_THREADS", default=4)
-# Photos parsed, checked and stored at once per web process (photochanger.intake.intake_place).
+# Upload bodies flowing at once per web process (photochanger.intake): the rest wait before
+# "100 Continue"; a body that stalls this long gives its place back and goes on arriving without one.
 INGEST_MAX_CONCURRENT_INTAKE = env.int("INGEST_MAX_CONCURRENT_INTAKE", default=32)
+INGEST_INTAKE_STALL_SECONDS = env.float("INGEST_INTAKE_STALL_SECONDS", default=0.25)
 # A booth's whole body must arrive within this many seconds (then 408); slow bodies hold no place.
 INGEST_BODY_TIMEOUT_SECONDS = env.float("INGEST_BODY_TIMEOUT_SECONDS", default=30.0)
 # Request bodies held in memory at once per web process; beyond it they are spooled to disk.

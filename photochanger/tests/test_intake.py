@@ -10,9 +10,9 @@ from photochanger.intake import (
     BodyTimeout,
     BodyTooLarge,
     ClientGone,
+    IntakePlaces,
     MemoryBudget,
     ReceivedBody,
-    intake_place,
     receive_body,
 )
 
@@ -87,19 +87,68 @@ def test_a_client_that_hangs_up_is_reported_gone():
     body.close()
 
 
-def test_intake_places_bound_the_photos_processed_at_once(settings):
-    settings.INGEST_MAX_CONCURRENT_INTAKE = 2
-    inside = {"now": 0, "most": 0}
+def test_places_bound_the_bodies_flowing_at_once():
+    places = IntakePlaces(2)
+    flowing = {"now": 0, "most": 0}
 
-    async def one() -> None:
-        async with intake_place():
-            inside["now"] += 1
-            inside["most"] = max(inside["most"], inside["now"])
+    def steady_body():
+        sent = {"n": 0}
+
+        async def receive():
+            if sent["n"] == 0:
+                flowing["now"] += 1
+                flowing["most"] = max(flowing["most"], flowing["now"])
             await asyncio.sleep(0.01)
-            inside["now"] -= 1
+            sent["n"] += 1
+            last = sent["n"] == 3
+            if last:
+                flowing["now"] -= 1
+            return {"type": "http.request", "body": b"x" * 100, "more_body": not last}
+
+        return receive
 
     async def many() -> None:
-        await asyncio.gather(*(one() for _ in range(7)))
+        bodies = [ReceivedBody(MemoryBudget(10_000), per_body_memory=10_000) for _ in range(5)]
+        await asyncio.gather(
+            *(
+                receive_body(steady_body(), body, timeout=5, max_bytes=1000, places=places, stall=1.0)
+                for body in bodies
+            )
+        )
+        assert all(body.size == 300 for body in bodies)
 
     asyncio.run(many())
-    assert inside["most"] == 2
+    assert flowing["most"] == 2
+
+
+def test_a_stalled_body_gives_its_place_back_and_still_arrives_whole():
+    async def scenario() -> None:
+        places = IntakePlaces(1)
+        resume = asyncio.Event()
+        slow_sent = {"n": 0}
+
+        async def slow_receive():
+            slow_sent["n"] += 1
+            if slow_sent["n"] == 1:
+                return {"type": "http.request", "body": b"first-", "more_body": True}
+            await resume.wait()
+            return {"type": "http.request", "body": b"second", "more_body": False}
+
+        slow_body = ReceivedBody(MemoryBudget(10_000), per_body_memory=10_000)
+        slow = asyncio.ensure_future(
+            receive_body(slow_receive, slow_body, timeout=5, max_bytes=1000, places=places, stall=0.05)
+        )
+        await asyncio.sleep(0.2)
+        assert places.free, "the stalled body gave its place back"
+        fast_body = ReceivedBody(MemoryBudget(10_000), per_body_memory=10_000)
+        await receive_body(
+            chunks(b"booth photo"), fast_body, timeout=1, max_bytes=1000, places=places, stall=1.0
+        )
+        assert fast_body.file.read() == b"booth photo", "another booth got the place meanwhile"
+        assert not slow.done()
+        resume.set()
+        await slow
+        assert slow_body.file.read() == b"first-second", "the slow body still arrived whole"
+        assert places.free
+
+    asyncio.run(scenario())
