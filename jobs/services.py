@@ -343,12 +343,18 @@ WITH caps AS (
 ), room AS (
     SELECT caps.provider, GREATEST(caps.places - COALESCE(in_flight.calls, 0), 0) AS places
       FROM caps LEFT JOIN in_flight ON in_flight.provider = caps.provider
+), too_slow AS (
+    -- providers whose calls take at least this long: a job with less time left is not started
+    SELECT * FROM unnest(%(slow_providers)s::text[], %(slow_seconds)s::float8[]) AS slow(provider, seconds)
 ), candidates AS (
     -- served by the partial index job_pending_queue_idx
     SELECT {job.id} AS id, {job.provider} AS provider, {job.created_at} AS created_at
       FROM {job}
      WHERE {job.state} = 'pending' AND {job.expires_at} > %(now)s
        AND {job.provider} NOT IN (SELECT provider FROM room WHERE places = 0)
+       AND NOT EXISTS (SELECT 1 FROM too_slow
+                        WHERE too_slow.provider = {job}.{job.provider}
+                          AND {job}.{job.expires_at} <= %(now)s + make_interval(secs => too_slow.seconds))
      ORDER BY {job.created_at}
      LIMIT %(scan)s
        FOR UPDATE SKIP LOCKED
@@ -385,14 +391,19 @@ SELECT claimed.id, claimed.slot_id, claimed.provider, claimed.operation, claimed
 )
 
 
-def jobs_claim(*, worker: str, limit: int, lease: timedelta) -> list[ClaimedJob]:
+def jobs_claim(
+    *, worker: str, limit: int, lease: timedelta, min_remaining: dict[str, float] | None = None
+) -> list[ClaimedJob]:
     """Claim up to ``limit`` pending jobs for ``worker``, oldest first, within the providers' caps.
 
     One short transaction: the capped providers' advisory locks, then one claim statement
     (``FOR UPDATE SKIP LOCKED``), committed at once. A capped provider gets at most ``cap − jobs
-    processing`` more; expired jobs are skipped (cleanup times them out). The caller works with no
-    transaction open and finalizes with ``job_finalize``.
+    processing`` more; expired jobs are skipped (cleanup times them out), and so are jobs with less
+    time left than ``min_remaining[provider]`` seconds (a call that cannot finish is not paid for: the
+    job times out at its deadline as it would have). The caller works with no transaction open and
+    finalizes with ``job_finalize``.
     """
+    slow = min_remaining or {}
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_PROVIDER_CAP_LOCKS_SQL, {"lock_class": PROVIDER_CAP_LOCK_CLASS})
@@ -405,6 +416,8 @@ def jobs_claim(*, worker: str, limit: int, lease: timedelta) -> list[ClaimedJob]
                 "limit": limit,
                 # Look past jobs of a provider with little room left to reach other providers' jobs.
                 "scan": limit * 4,
+                "slow_providers": list(slow),
+                "slow_seconds": list(slow.values()),
             },
         )
         rows = cursor.fetchall()

@@ -12,6 +12,7 @@ out at its deadline). The event loop never waits on the disk: files are read and
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -57,6 +58,33 @@ API_KEY_CACHE_SECONDS = 5.0
 DEADLINE_WAIT_SLICE_SECONDS = 0.5
 
 
+class ProviderLatency:
+    """How long each provider's successful calls took lately, in this worker process.
+
+    ``min_remaining()`` gives, per provider, the duration that only the fastest tenth of recent calls
+    beat: a job with less time left than that is not started (the call would be paid for and cut off
+    at the deadline). Needs ``MIN_SAMPLES`` calls first; until then every job is started.
+    """
+
+    SAMPLES = 50
+    MIN_SAMPLES = 10
+    QUANTILE = 0.1
+
+    def __init__(self) -> None:
+        self._durations: dict[str, collections.deque[float]] = {}
+
+    def record(self, provider: str, seconds: float) -> None:
+        self._durations.setdefault(provider, collections.deque(maxlen=self.SAMPLES)).append(seconds)
+
+    def min_remaining(self) -> dict[str, float]:
+        floors = {}
+        for provider, durations in self._durations.items():
+            if len(durations) >= self.MIN_SAMPLES:
+                ordered = sorted(durations)
+                floors[provider] = ordered[int(len(ordered) * self.QUANTILE)]
+        return floors
+
+
 @dataclass
 class WorkerStats:
     claimed: int = 0
@@ -87,6 +115,7 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.stats = WorkerStats()
+        self.latency = ProviderLatency()
         self._running: dict[uuid.UUID, RunningJob] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -173,7 +202,13 @@ class Worker:
         if room <= 0 or self._stopping:
             return False
         try:
-            claimed = await db_call(services.jobs_claim, worker=self.name, limit=room, lease=self.lease)
+            claimed = await db_call(
+                services.jobs_claim,
+                worker=self.name,
+                limit=room,
+                lease=self.lease,
+                min_remaining=self.latency.min_remaining(),
+            )
         except ServiceError:
             await asyncio.sleep(self.poll_seconds)
             return False
@@ -261,6 +296,7 @@ class Worker:
             api_key=await self._api_key(claimed.provider),
             hooks=JobHooks(claimed.id),
         )
+        started = time.monotonic()
         try:
             result = await asyncio.wait_for(
                 provider.process(request, self._client()), timeout=max(request.remaining(), 0.001)
@@ -280,6 +316,7 @@ class Worker:
                 failure_message=error.message,
                 provider_calls=request.attempts,
             )
+        self.latency.record(claimed.provider, time.monotonic() - started)
         stored = await asyncio.to_thread(_store_result, claimed.id, result.image)
         return Outcome(
             state=JobState.SUCCEEDED,

@@ -83,6 +83,28 @@ def test_the_oldest_pending_jobs_are_claimed_first_and_expired_ones_are_skipped(
     assert Job.objects.get(id=expired.id).state == "pending", "left for cleanup to time out"
 
 
+def test_a_job_with_less_time_left_than_its_provider_needs_is_not_started():
+    now = timezone.now()
+    hopeless = make_pending_job(provider="gemini", created_at=now - timedelta(seconds=44), expires_in=48)
+    in_time = make_pending_job(provider="gemini", created_at=now - timedelta(seconds=1), expires_in=48)
+    local = make_pending_job(provider="local", created_at=now - timedelta(seconds=46), expires_in=48)
+    claimed = services.jobs_claim(worker="w", limit=10, lease=LEASE, min_remaining={"gemini": 5.0})
+    assert {item.id for item in claimed} == {in_time.id, local.id}, "4 s left < the 5 s gemini needs"
+    assert Job.objects.get(id=hopeless.id).state == "pending", "it times out at its deadline, unpaid"
+
+
+def test_the_time_a_provider_needs_is_what_only_its_fastest_tenth_of_recent_calls_beat():
+    from jobs.worker import ProviderLatency
+
+    latency = ProviderLatency()
+    for seconds in range(1, 10):
+        latency.record("gemini", float(seconds))
+    assert latency.min_remaining() == {}, "too few calls to judge: every job is started"
+    for seconds in range(10, 21):
+        latency.record("gemini", float(seconds))
+    assert latency.min_remaining() == {"gemini": 3.0}
+
+
 def test_a_capped_provider_gets_only_the_room_left_under_its_cap():
     set_provider_caps({"gemini": 2})
     gemini = [make_pending_job(provider="gemini") for _ in range(4)]
@@ -150,7 +172,8 @@ def test_claim_and_finalize_statements_reference_only_existing_columns():
         (services._PROVIDER_CAP_LOCKS_SQL, {"lock_class": services.PROVIDER_CAP_LOCK_CLASS}),
         (
             services._CLAIM_SQL,
-            {"now": now, "lease": now, "worker": "w", "limit": 1, "scan": 4},
+            {"now": now, "lease": now, "worker": "w", "limit": 1, "scan": 4, "slow_providers": ["gemini"],
+             "slow_seconds": [5.0]},
         ),
         (
             services._FINALIZE_SQL.format(conditions=conditions),
