@@ -16,9 +16,11 @@ from typing import BinaryIO
 
 from providers.base import ProviderError, StoredImage
 
-# A multiple of 3: the base64 of consecutive chunks joins into the base64 of the whole file. About 1 MiB:
-# a booth photo of a few hundred KB goes in one thread hop; a DSLR photo in a handful, never all at once.
-CHUNK_BYTES = 3 * 341 * 1024
+# A multiple of 3: the base64 of consecutive chunks joins into the base64 of the whole file. Small enough
+# that a hundred DSLR photos in flight hold little memory (a chunk and its base64 per job)…
+CHUNK_BYTES = 3 * 64 * 1024
+# …while a file up to this size (a booth photo of a few hundred KB) is read in one go: one thread hop.
+WHOLE_FILE_BYTES = 3 * 341 * 1024
 
 
 def base64_length(size: int) -> int:
@@ -73,7 +75,8 @@ async def _file_chunks(part: FilePart) -> AsyncIterator[bytes]:
     if left <= 0:
         return
     # Opening the file and reading its first chunk share one trip to a thread.
-    handle, (read, chunk) = await asyncio.to_thread(_open_and_read, part, min(CHUNK_BYTES, left))
+    first = left if left <= WHOLE_FILE_BYTES else CHUNK_BYTES
+    handle, (read, chunk) = await asyncio.to_thread(_open_and_read, part, first)
     try:
         while True:
             if read == 0:
