@@ -8,9 +8,11 @@ is fully written, so readers never see half a file; no temporary file and rename
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -38,8 +40,10 @@ def result_path(job_id: uuid.UUID, mime_type: str) -> str:
     return f"{RESULTS_DIR}/{job_id}-{secrets.token_hex(4)}.{extension_for(mime_type)}"
 
 
-def write_new(relative_path: str, data: bytes) -> str:
-    """Create MEDIA_ROOT/relative_path with ``data`` (refusing to overwrite); returns its SHA-256."""
+@contextlib.contextmanager
+def _new_file(relative_path: str) -> Iterator[BinaryIO]:
+    """MEDIA_ROOT/relative_path opened for writing, created (never overwritten) with its folder if needed;
+    removed again if the writing fails, so no partial file is ever left behind."""
     target = absolute(relative_path)
     try:
         handle = open(target, "xb")
@@ -48,10 +52,16 @@ def write_new(relative_path: str, data: bytes) -> str:
         handle = open(target, "xb")
     try:
         with handle:
-            handle.write(data)
+            yield handle
     except BaseException:
         target.unlink(missing_ok=True)
         raise
+
+
+def write_new(relative_path: str, data: bytes) -> str:
+    """Create MEDIA_ROOT/relative_path with ``data`` (refusing to overwrite); returns its SHA-256."""
+    with _new_file(relative_path) as handle:
+        handle.write(data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -95,20 +105,10 @@ def write_new_from(relative_path: str, source: ReadableFile) -> int:
 
     Returns the number of bytes written; a failed copy leaves no partial file behind.
     """
-    target = absolute(relative_path)
-    try:
-        handle = open(target, "xb")
-    except FileNotFoundError:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(target, "xb")
     written = 0
-    try:
-        with handle:
-            source.seek(0)
-            while chunk := source.read(COPY_CHUNK_BYTES):
-                handle.write(chunk)
-                written += len(chunk)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
+    with _new_file(relative_path) as handle:
+        source.seek(0)
+        while chunk := source.read(COPY_CHUNK_BYTES):
+            handle.write(chunk)
+            written += len(chunk)
     return written
