@@ -19,13 +19,14 @@ def live_job(studio, service, settings):
     now = timezone.now()
     storage.delete("inputs/link-test.jpg")
     storage.write_new("inputs/link-test.jpg", b"\xff\xd8\xff photo bytes")
-    return Job.objects.create(
+    yield Job.objects.create(
         slot_id="slot-001",
         provider="turbotext",
         state="processing",
         created_at=now,
         expires_at=now + timedelta(seconds=30),
     )
+    storage.delete("inputs/link-test.jpg")  # the service's media root is shared by later tests
 
 
 def test_link_serves_the_file_while_the_job_lives(service, live_job):
