@@ -51,6 +51,9 @@ class Job(models.Model):
 
     # Everything the booth sent besides the file and the password (hash, time, survey answers…).
     request_metadata = models.JSONField(_("request metadata"), default=dict, blank=True)
+    # A staff test run from the admin (no booth, no ingest password): kept out of the booth statistics.
+    # db_default: the hot path's INSERT (jobs.services.job_create) does not have to name it.
+    is_test = models.BooleanField(_("test run"), default=False, db_default=False)
 
     class Meta:
         ordering = ["-created_at"]
