@@ -86,6 +86,12 @@ class Job(models.Model):
                 name="job_processing_provider_idx",
                 condition=models.Q(state="processing"),
             ),
+            # Statistics: stats.selectors.stats_report — booth jobs (not test runs) by time received.
+            models.Index(
+                fields=["created_at"],
+                name="job_created_report_idx",
+                condition=models.Q(is_test=False),
+            ),
             # Slot gallery: recent jobs of a slot.
             models.Index(fields=["slot", "-created_at"], name="job_slot_recent_idx"),
         ]

@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from jobs.api import IngestView, LegacyIngestView, PublicResultView
 from media.api import PublicMediaView
+from stats.dashboard import dashboard_view
 
 # The product's name, not "Django administration", on every staff page (a name: not translated).
 admin.site.site_header = "PhotoChanger"
@@ -14,5 +15,7 @@ urlpatterns = [
     path("api/ingest/<str:slot_id>", LegacyIngestView.as_view(), name="ingest-legacy"),
     path("public/results/<str:job_id>", PublicResultView.as_view(), name="public-result"),
     path("public/media/<str:media_id>", PublicMediaView.as_view(), name="public-media"),
+    path("api/stats/", include("stats.urls")),
+    path("admin/stats/dashboard/", admin.site.admin_view(dashboard_view), name="stats-dashboard"),
     path("admin/", admin.site.urls),
 ]
