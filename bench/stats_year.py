@@ -9,7 +9,7 @@ the providers (SQL ``generate_series``), then times, in this process:
 - the admin dashboard page (``/admin/stats/dashboard/?period=30d``) rendered for a superuser;
 - a ``/metrics`` scrape, when the project serves one.
 
-    .venv/bin/python bench/stats.py [--jobs 1000000] [--log-rows 1000000] [--repeat 7] [--refill]
+    .venv/bin/python bench/stats_year.py [--jobs 1000000] [--log-rows 1000000] [--repeat 7] [--refill]
 """
 
 from __future__ import annotations
