@@ -158,6 +158,16 @@ class StudioSettings(models.Model):
         default=60,
         validators=[MinValueValidator(5), MaxValueValidator(3600)],
     )
+    # manage.py prune_history deletes final jobs and processing-log rows older than this; the statistics
+    # of those days go with them.
+    history_retention_days = models.PositiveIntegerField(
+        _("history kept, days"),
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_(
+            "Final jobs and the processing log older than this are deleted, and their statistics with them."
+        ),
+    )
     # Provider calls in flight at once across every worker, per provider ({"gemini": 64, …}); a provider
     # missing here (local) has no cap. Read by the claim statement (jobs.services.jobs_claim) itself.
     provider_concurrency = models.JSONField(

@@ -1,4 +1,4 @@
-"""Writes to the processing log that the ingest hot path makes for every refused request."""
+"""Writes to the processing log: every refused ingest request (hot path), and pruning old rows."""
 
 from __future__ import annotations
 
@@ -47,3 +47,17 @@ def log_entry_rejection_create(
                 "password_guess": password_guess,
             },
         )
+
+
+def log_entries_prune(*, before: datetime, batch: int = 10_000, dry_run: bool = False) -> int:
+    """Delete processing-log rows written before ``before``, ``batch`` at a time; returns how many."""
+    old = ProcessingLogEntry.objects.filter(created_at__lt=before)
+    if dry_run:
+        return old.count()
+    removed = 0
+    while True:
+        ids = list(old.order_by("created_at").values_list("id", flat=True)[:batch])
+        if not ids:
+            return removed
+        ProcessingLogEntry.objects.filter(id__in=ids).delete()
+        removed += len(ids)
