@@ -107,3 +107,20 @@ class Job(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state not in LIVE_STATES
+
+
+class WorkerHeartbeat(models.Model):
+    """A queue worker's sign of life, written every few seconds (``/readyz``, ``/metrics``)."""
+
+    name = models.CharField(_("worker"), max_length=128, primary_key=True)
+    started_at = models.DateTimeField(_("started at"))
+    last_seen_at = models.DateTimeField(_("last seen at"))
+    jobs_in_flight = models.PositiveIntegerField(_("jobs in flight"), default=0)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        verbose_name = _("worker")
+        verbose_name_plural = _("workers")
+
+    def __str__(self) -> str:
+        return self.name

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from jobs import services
+from jobs.heartbeats import worker_heartbeat_beat, worker_heartbeat_stop
 from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage
@@ -56,6 +57,8 @@ CONNECTIONS_PER_CLIENT = 32
 API_KEY_CACHE_SECONDS = 5.0
 # A job that gave up before its deadline waits for it in slices this long (wall-clock time decides).
 DEADLINE_WAIT_SLICE_SECONDS = 0.5
+# How often a worker records that it is alive (jobs.heartbeats; /readyz wants one within 30 s).
+HEARTBEAT_SECONDS = 5.0
 
 
 class ProviderLatency:
@@ -115,6 +118,8 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.stats = WorkerStats()
+        self._started_at = timezone.now()
+        self._next_heartbeat = 0.0
         self.latency = ProviderLatency()
         self._running: dict[uuid.UUID, RunningJob] = {}
         self._wake = asyncio.Event()
@@ -175,6 +180,8 @@ class Worker:
                     await listener
                 with contextlib.suppress(asyncio.CancelledError):
                     await housekeeping
+                with contextlib.suppress(ServiceError):
+                    await db_housekeeping_call(worker_heartbeat_stop, name=self.name)
         await asyncio.to_thread(db_pool_close)
         logger.info("worker %s stopped: %s", self.name, self.stats)
 
@@ -254,6 +261,14 @@ class Worker:
                     self.stats.timed_out += 1  # the waiter or cleanup wrote the timeout at the deadline
                 else:
                     self.stats.lost += 1
+        if time.monotonic() >= self._next_heartbeat:
+            self._next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS
+            await db_housekeeping_call(
+                worker_heartbeat_beat,
+                name=self.name,
+                started_at=self._started_at,
+                jobs_in_flight=len(self._running),
+            )
         requeued, timed_out = await db_housekeeping_call(services.jobs_recover_stale)
         if requeued:
             self._wake.set()

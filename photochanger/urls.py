@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from jobs.api import IngestView, LegacyIngestView, PublicResultView
 from media.api import PublicMediaView
+from photochanger.health import HealthView, ReadinessView
 from stats.dashboard import dashboard_view
 
 # The product's name, not "Django administration", on every staff page (a name: not translated).
@@ -15,6 +16,8 @@ urlpatterns = [
     path("api/ingest/<str:slot_id>", LegacyIngestView.as_view(), name="ingest-legacy"),
     path("public/results/<str:job_id>", PublicResultView.as_view(), name="public-result"),
     path("public/media/<str:media_id>", PublicMediaView.as_view(), name="public-media"),
+    path("healthz", HealthView.as_view(), name="healthz"),
+    path("readyz", ReadinessView.as_view(), name="readyz"),
     path("api/stats/", include("stats.urls")),
     path("admin/stats/dashboard/", admin.site.admin_view(dashboard_view), name="stats-dashboard"),
     path("admin/", admin.site.urls),
