@@ -56,6 +56,27 @@ SELECT now() - make_interval(secs => (n::float8 / %(rows)s) * 365 * 86400),
 """
 
 
+# What finalize would have counted for /metrics over that year, and the last 72 h of results kept.
+FILL_COUNTERS_SQL = """
+INSERT INTO stats_ingestcounter (slot_id, provider, outcome, duration_bucket, wait_bucket, count,
+                                 duration_sum_ms, wait_sum_ms, provider_calls)
+SELECT slot_id, provider, state,
+       CASE WHEN state = 'succeeded'
+            THEN width_bucket(extract(epoch FROM finalized_at - created_at), %(buckets)s::float8[]) + 1
+            ELSE 0 END AS duration_bucket,
+       width_bucket(extract(epoch FROM claimed_at - created_at), %(buckets)s::float8[]) + 1 AS wait_bucket,
+       count(*), sum(extract(epoch FROM finalized_at - created_at) * 1000)::bigint,
+       sum(extract(epoch FROM claimed_at - created_at) * 1000)::bigint, sum(provider_calls)
+  FROM jobs_job WHERE NOT is_test
+ GROUP BY 1, 2, 3, 4, 5
+"""
+KEEP_RESULTS_SQL = """
+UPDATE jobs_job SET result_path = 'results/' || id || '.jpg', result_size_bytes = 900000,
+                    result_expires_at = finalized_at + interval '72 hours'
+ WHERE state = 'succeeded' AND created_at > now() - interval '72 hours'
+"""
+
+
 def setup(jobs: int, log_rows: int, refill: bool) -> None:
     os.environ.update({"DATA_DIR": str(DATA_DIR), "DEBUG": "false", "LOG_LEVEL": "WARNING"})
     os.environ.setdefault("SECRET_KEY", "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
@@ -74,15 +95,21 @@ def setup(jobs: int, log_rows: int, refill: bool) -> None:
 
     call_command("migrate", interactive=False, verbosity=0)
     from jobs.models import Job
+    from stats.models import DURATION_BUCKETS
 
     if refill:
         with connection.cursor() as cursor:
-            cursor.execute("TRUNCATE jobs_job, stats_processinglogentry, media_mediaobject CASCADE")
+            cursor.execute(
+                "TRUNCATE jobs_job, stats_processinglogentry, media_mediaobject, stats_ingestcounter CASCADE"
+            )
     if Job.objects.count() < jobs:
         started = time.monotonic()
         with connection.cursor() as cursor:
             cursor.execute(FILL_JOBS_SQL, {"jobs": jobs})
             cursor.execute(FILL_LOG_SQL, {"rows": log_rows})
+            cursor.execute("TRUNCATE stats_ingestcounter")
+            cursor.execute(FILL_COUNTERS_SQL, {"buckets": list(DURATION_BUCKETS)})
+            cursor.execute(KEEP_RESULTS_SQL)
             cursor.execute("ANALYZE jobs_job")
             cursor.execute("ANALYZE stats_processinglogentry")
         print(f"filled {jobs:,} jobs and {log_rows:,} log rows in {time.monotonic() - started:.0f} s")

@@ -24,7 +24,7 @@ from photochanger import deadlines
 from photochanger.errors import FailureReason
 from photochanger.sql import column, sql
 from slots.models import StudioSettings
-from stats.models import ProcessingLogEntry
+from stats.models import DURATION_BUCKETS, IngestCounter, ProcessingLogEntry
 
 logger = logging.getLogger(__name__)
 
@@ -164,13 +164,38 @@ WITH job AS (
                    SELECT {studio.result_retention_hours} FROM {studio} WHERE {studio.id} = 1))
                END
      WHERE {job.id} = %(id)s AND {job.state} = ANY(%(sources)s) {{conditions}}
- RETURNING {job.id} AS id, {job.slot} AS slot_id, {job.provider} AS provider, {job.created_at} AS created_at
+ RETURNING {job.id} AS id, {job.slot} AS slot_id, {job.provider} AS provider, {job.created_at} AS created_at,
+           {job.claimed_at} AS claimed_at, {job.provider_calls} AS provider_calls, {job.is_test} AS is_test
 ), log AS (
     INSERT INTO {log} ({log.created_at}, {log.event}, {log.slot_id}, {log.job}, {log.job_state},
                        {log.failure_reason}, {log.duration_ms}, {log.details})
     SELECT %(now)s, 'job_finished', job.slot_id, job.id, %(state)s, %(failure_reason)s,
            (extract(epoch FROM %(now)s - job.created_at) * 1000)::integer, %(details)s::jsonb
       FROM job
+), counted AS (
+    -- the counts behind /metrics (stats.metrics): outcome, total-time and queue-wait buckets
+    INSERT INTO {counter} ({counter.slot_id}, {counter.provider}, {counter.outcome}, {counter.duration_bucket},
+                           {counter.wait_bucket}, {counter.count}, {counter.duration_sum_ms},
+                           {counter.wait_sum_ms}, {counter.provider_calls})
+    SELECT job.slot_id, job.provider, %(state)s,
+           CASE WHEN %(state)s = 'succeeded'
+                THEN width_bucket(extract(epoch FROM %(now)s - job.created_at), %(buckets)s::float8[]) + 1
+                ELSE 0 END,
+           CASE WHEN job.claimed_at IS NOT NULL
+                THEN width_bucket(extract(epoch FROM job.claimed_at - job.created_at), %(buckets)s::float8[]) + 1
+                ELSE 0 END,
+           1,
+           CASE WHEN %(state)s = 'succeeded'
+                THEN (extract(epoch FROM %(now)s - job.created_at) * 1000)::bigint ELSE 0 END,
+           COALESCE((extract(epoch FROM job.claimed_at - job.created_at) * 1000)::bigint, 0),
+           job.provider_calls
+      FROM job WHERE NOT job.is_test
+        ON CONFLICT ({counter.slot_id}, {counter.provider}, {counter.outcome}, {counter.duration_bucket},
+                     {counter.wait_bucket})
+        DO UPDATE SET {counter.count} = {counter}.{counter.count} + 1,
+                      {counter.duration_sum_ms} = {counter}.{counter.duration_sum_ms} + excluded.{counter.duration_sum_ms},
+                      {counter.wait_sum_ms} = {counter}.{counter.wait_sum_ms} + excluded.{counter.wait_sum_ms},
+                      {counter.provider_calls} = {counter}.{counter.provider_calls} + excluded.{counter.provider_calls}
 ), wake AS (
     -- jobs_claim may have left this provider's jobs pending at its cap (job_pending_queue_idx)
     SELECT pg_notify(%(created_channel)s, '') FROM job
@@ -193,6 +218,7 @@ SELECT 'file', path FROM released WHERE owns_file
     log=ProcessingLogEntry,
     media=MediaObject,
     studio=StudioSettings,
+    counter=IngestCounter,
 )
 
 
@@ -245,6 +271,7 @@ def job_finalize(
                 "result_size_bytes": result.size_bytes if result else None,
                 "result_sha256": result.sha256 if result else "",
                 "details": json.dumps(outcome.extra),
+                "buckets": list(DURATION_BUCKETS),
                 "channel": CHANNEL_JOB_FINISHED,
                 "created_channel": CHANNEL_JOB_CREATED,
             },

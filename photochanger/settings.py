@@ -188,6 +188,8 @@ OPENAI_API_BASE = env.str("OPENAI_API_BASE", default="https://api.openai.com").r
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 TURBOTEXT_API_BASE = env.str("TURBOTEXT_API_BASE", default="https://www.turbotext.ru").rstrip("/")
 TURBOTEXT_API_KEY = env.str("TURBOTEXT_API_KEY", default="")
+# When set, GET /metrics requires "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

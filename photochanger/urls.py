@@ -5,6 +5,7 @@ from jobs.api import IngestView, LegacyIngestView, PublicResultView
 from media.api import PublicMediaView
 from photochanger.health import HealthView, ReadinessView
 from stats.dashboard import dashboard_view
+from stats.metrics import metrics_view
 
 # The product's name, not "Django administration", on every staff page (a name: not translated).
 admin.site.site_header = "PhotoChanger"
@@ -17,6 +18,7 @@ urlpatterns = [
     path("public/results/<str:job_id>", PublicResultView.as_view(), name="public-result"),
     path("public/media/<str:media_id>", PublicMediaView.as_view(), name="public-media"),
     path("healthz", HealthView.as_view(), name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("readyz", ReadinessView.as_view(), name="readyz"),
     path("api/stats/", include("stats.urls")),
     path("admin/stats/dashboard/", admin.site.admin_view(dashboard_view), name="stats-dashboard"),

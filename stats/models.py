@@ -61,3 +61,40 @@ class ProcessingLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event} {self.slot_id}"
+
+
+# Upper bounds (seconds) of the /metrics histogram buckets; the finalize statement files each job with
+# width_bucket(seconds, DURATION_BUCKETS) + 1: 1 = up to the first bound, len + 1 = above the last.
+DURATION_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
+
+
+class IngestCounter(models.Model):
+    """Monotonic counts behind ``/metrics``, bumped by the statement that finalizes a job (its outcome,
+    duration and queue-wait buckets, provider calls) or refuses a request (outcome = failure reason).
+
+    Never decremented, never pruned: Prometheus counters must only grow. Test runs are not counted.
+    Bucket numbers come from ``DURATION_BUCKETS`` (0 = not measured).
+    """
+
+    slot_id = models.CharField(max_length=64)
+    provider = models.CharField(max_length=32, blank=True)
+    outcome = models.CharField(max_length=32)
+    duration_bucket = models.SmallIntegerField(default=0)
+    wait_bucket = models.SmallIntegerField(default=0)
+    count = models.BigIntegerField(default=0)
+    duration_sum_ms = models.BigIntegerField(default=0)
+    wait_sum_ms = models.BigIntegerField(default=0)
+    provider_calls = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("ingest counter")
+        verbose_name_plural = _("ingest counters")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["slot_id", "provider", "outcome", "duration_bucket", "wait_bucket"],
+                name="ingest_counter_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slot_id} {self.provider} {self.outcome}: {self.count}"

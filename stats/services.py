@@ -7,18 +7,29 @@ from datetime import datetime
 from django.db import connection
 
 from photochanger.sql import sql
-from stats.models import LogEvent, ProcessingLogEntry
+from stats.models import IngestCounter, LogEvent, ProcessingLogEntry
 
-# One plain INSERT: during a flood of refused requests (guessers, a misconfigured booth) this runs
-# hundreds of times a second, and the ORM's create() cost more than the rest of a refusal.
+# One plain statement: during a flood of refused requests (guessers, a misconfigured booth) this runs
+# hundreds of times a second, and the ORM's create() cost more than the rest of a refusal. It also
+# counts the refusal for /metrics (stats.models.IngestCounter).
 _REJECTION_SQL = sql(
     """
-INSERT INTO {log} ({log.created_at}, {log.event}, {log.slot_id}, {log.http_status}, {log.failure_reason},
-                   {log.duration_ms}, {log.client_ip}, {log.password_guess}, {log.job_state}, {log.details})
-VALUES (%(created_at)s, %(event)s, %(slot_id)s, %(http_status)s, %(failure_reason)s, %(duration_ms)s,
-        %(client_ip)s, %(password_guess)s, '', '{{}}'::jsonb)
+WITH entry AS (
+    INSERT INTO {log} ({log.created_at}, {log.event}, {log.slot_id}, {log.http_status}, {log.failure_reason},
+                       {log.duration_ms}, {log.client_ip}, {log.password_guess}, {log.job_state}, {log.details})
+    VALUES (%(created_at)s, %(event)s, %(slot_id)s, %(http_status)s, %(failure_reason)s, %(duration_ms)s,
+            %(client_ip)s, %(password_guess)s, '', '{{}}'::jsonb)
+)
+INSERT INTO {counter} ({counter.slot_id}, {counter.provider}, {counter.outcome}, {counter.duration_bucket},
+                       {counter.wait_bucket}, {counter.count}, {counter.duration_sum_ms}, {counter.wait_sum_ms},
+                       {counter.provider_calls})
+VALUES (%(slot_id)s, '', %(failure_reason)s, 0, 0, 1, 0, 0, 0)
+ON CONFLICT ({counter.slot_id}, {counter.provider}, {counter.outcome}, {counter.duration_bucket},
+             {counter.wait_bucket})
+DO UPDATE SET {counter.count} = {counter}.{counter.count} + 1
 """,
     log=ProcessingLogEntry,
+    counter=IngestCounter,
 )
 
 

@@ -182,6 +182,7 @@ def test_claim_and_finalize_statements_reference_only_existing_columns():
                 "failure_reason": "", "failure_message": "", "provider_calls": 0, "has_result": False,
                 "result_path": "", "result_mime_type": "", "result_size_bytes": None, "result_sha256": "",
                 "details": "{}", "channel": "c", "created_channel": "c", "claimed_by": "w", "claim_count": 1,
+                "buckets": [1.0, 2.0],
             },
         ),
     ]  # fmt: skip
