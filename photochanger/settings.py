@@ -200,9 +200,13 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PhotoChanger API",
-    "DESCRIPTION": "Ingest for photo booths (DSLR Remote Pro), public results and temporary media links.",
+    "DESCRIPTION": (
+        "Ingest for photo booths (DSLR Remote Pro), public results and temporary media links. "
+        "Both ingest paths also accept a trailing slash (`/ingest/{slot_id}/`)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["photochanger.contracts.drop_trailing_slash_aliases"],
 }
 
 # Threads (and so database connections) per process for the hot path (photochanger.db).
