@@ -37,8 +37,8 @@ class MediaObject(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = _("temporary media")
-        verbose_name_plural = _("temporary media")
+        verbose_name = _("temporary file")
+        verbose_name_plural = _("temporary files")
         indexes = [
             # jobs.cleanup.cleanup_run (_expired_media): "WHERE deleted_at IS NULL AND expires_at <= now".
             models.Index(

@@ -5,6 +5,8 @@ serves the booth-facing paths (``/ingest/``, ``/api/ingest/``, ``/public/``) its
 
 - an upload whose ``Content-Length`` already exceeds what the slot accepts is refused with 413 before
   the body is read (the booth sends ``Expect: 100-continue``, so it never uploads the bytes);
+- a path under those prefixes that ``urls.py`` does not know gets the JSON ``not_found`` body at once
+  (never Django's HTML 404 page), its body unread;
 - the body is received under a time limit, a size limit and a memory budget (``photochanger.intake``);
 - the request is routed through ``urls.py`` (``django.urls.resolve``) to its async view and answered,
   without Django's per-request thread and without the admin's session/CSRF/auth middleware: booth
@@ -56,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 INGEST_PATH = re.compile(r"^/(?:api/)?ingest/(?P<slot_id>[^/]+)/?$")
 BOOTH_PREFIXES = ("/ingest/", "/api/ingest/", "/public/")
+BOOTH_ROOTS = ("/ingest", "/api/ingest", "/public")
 # Room for the multipart envelope and the booth's text fields around the photo itself.
 MULTIPART_ALLOWANCE_BYTES = 256 * 1024
 # Public downloads are GETs: they have no business sending a body.
@@ -64,6 +67,17 @@ PUBLIC_MAX_BODY_BYTES = 64 * 1024
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 Scope = dict[str, Any]
+
+
+def is_booth_path(path: str) -> bool:
+    """Paths served here: everything under the booth prefixes, and the prefixes themselves."""
+    return path.startswith(BOOTH_PREFIXES) or path in BOOTH_ROOTS
+
+
+def unknown_path_error() -> ServiceError:
+    return ServiceError(
+        FailureReason.NOT_FOUND, "Nothing is served at this path; booths post to /ingest/<slot_id>."
+    )
 
 
 def error_http_response(error: ServiceError, *, close: bool = False) -> HttpResponse:
@@ -102,6 +116,14 @@ async def _slot_size_limit_mb(slot_id: str) -> int | None:
     return await db_call(slot_size_limit_mb, slot_id=slot_id)
 
 
+def _resolves(path: str) -> bool:
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
 class BoothPaths:
     """Plain ASGI middleware: serves the booth-facing paths, hands everything else to Django."""
 
@@ -109,7 +131,7 @@ class BoothPaths:
         self.django = django
 
     async def __call__(self, scope: Scope, receive: Receive, send: Any) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith(BOOTH_PREFIXES):
+        if scope["type"] != "http" or not is_booth_path(scope.get("path", "")):
             await self.django(scope, receive, send)
             return
         scope[RECEIVED_AT_SCOPE_KEY] = timezone.now()
@@ -127,6 +149,10 @@ class BoothPaths:
                 await asyncio.sleep(recent_lockouts.TARPIT_SECONDS)
                 await self._refuse(scope, send, slot_id, refusal, log=True)
                 return
+        if not is_ingest and not _resolves(scope["path"]):
+            # An unknown booth path (a booth set up with a wrong URL): answered before any body is read.
+            await self._refuse(scope, send, slot_id, unknown_path_error(), log=False)
+            return
         try:
             max_bytes = await self._body_limit(scope, slot_id) if is_ingest else PUBLIC_MAX_BODY_BYTES
         except ServiceError as error:
@@ -230,7 +256,7 @@ class BoothPaths:
         try:
             match = resolve(request.path_info)
         except Resolver404:
-            return error_http_response(ServiceError(FailureReason.NOT_FOUND))
+            return error_http_response(unknown_path_error())
         request.resolver_match = match
         try:
             response = match.func(request, *match.args, **match.kwargs)

@@ -13,6 +13,15 @@ from photochanger.errors import DEFAULT_MESSAGES, HTTP_STATUS, FailureReason
 SPEC_DIR = Path(settings.BASE_DIR) / "spec"
 
 
+def drop_trailing_slash_aliases(endpoints: list[Any], **kwargs: Any) -> list[Any]:
+    """drf-spectacular preprocessing hook: a path that only repeats another with a trailing slash
+    (``/ingest/{slot_id}/``) is an alias for booth set-ups, not a second operation to document."""
+    paths = {path for path, *_rest in endpoints}
+    return [
+        endpoint for endpoint in endpoints if not (endpoint[0].endswith("/") and endpoint[0][:-1] in paths)
+    ]
+
+
 def openapi_document() -> dict[str, Any]:
     from drf_spectacular.generators import SchemaGenerator
 

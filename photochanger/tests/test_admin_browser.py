@@ -109,7 +109,8 @@ def test_staff_bind_a_frame_and_activate_a_frame_slot_in_one_save(service: Any, 
 
     page = browser_page
     page.goto("/admin/slots/slot/slot-009/change/")
-    assert "Привязки шаблонов" in page.content()
+    assert "Шаблоны слота" in page.content()
+    assert "Добавить ещё: Шаблон слота" in page.content(), "the inline's add link reads right in Russian"
     page.select_option("#id_provider", "local")
     page.fill("#id_operation", "frame")
     page.fill("#id_settings", '{"output_format": "png"}')
