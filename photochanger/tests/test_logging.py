@@ -1,0 +1,44 @@
+"""Logs: with DEBUG off, one JSON object per line (uvicorn's lines too), each line once, no secrets."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from conftest import INGEST_PASSWORD, free_port
+from jobs.tests.booth import booth_fields, booth_post, make_jpeg, multipart_body
+from slots.models import Slot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_production_logs_are_json_lines_written_once_without_secrets(service, worker, studio):
+    Slot.objects.filter(id="slot-001").update(
+        provider="local", operation="sepia", settings={}, is_active=True
+    )
+    port = free_port()
+    web = service.start_web_process(
+        port, {"DEBUG": "false", "SECRET_KEY": "logging-test-secret-key-0123456789-abcdefghijkl"}
+    )
+    try:
+        photo = make_jpeg()
+        wrong = multipart_body(booth_fields(photo, "wrong-password-123"), photo=photo)
+        assert booth_post(port, "/ingest/slot-001", wrong).status == 401
+        right = multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
+        assert booth_post(port, "/ingest/slot-001", right).status == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+    finally:
+        web.stop()
+    output = web.output()
+    lines = [line for line in output.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all({"time", "level", "logger", "event"} <= set(record) for record in records)
+    events = [record["event"] for record in records]
+    hashed = [event for event in events if event.startswith("ingest password: hashed")]
+    assert len(hashed) == 2, "the wrong and the right password, each logged once"
+    assert any(record["logger"].startswith("uvicorn") for record in records), "uvicorn's lines are JSON too"
+    assert len(events) == len(set(zip(events, (r["time"] for r in records), strict=True))), "no line twice"
+    for secret in (INGEST_PASSWORD, "wrong-password-123", "test-gemini-key", "sk-test-openai-key"):
+        assert secret not in output
