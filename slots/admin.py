@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
+from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html
@@ -211,7 +211,7 @@ class SlotAdmin(admin.ModelAdmin[Slot]):
         change: bool = False,
         form_url: str = "",
         obj: Slot | None = None,
-    ) -> TemplateResponse:
+    ) -> HttpResponse:
         form = context["adminform"].form
         context["settings_groups"] = [
             {
@@ -290,7 +290,7 @@ class TemplateMediaAdmin(admin.ModelAdmin[TemplateMedia]):
         )
         return [preview, *super().get_urls()]
 
-    def preview_view(self, request: HttpRequest, template_id: Any) -> HttpResponse:
+    def preview_view(self, request: HttpRequest, template_id: Any) -> HttpResponseBase:
         """A small PNG of the template for staff pages (slot page bindings, this list); never public."""
         user = request.user
         allowed = ("slots.view_templatemedia", "slots.view_slot", "slots.change_slot")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.models import User
@@ -151,9 +151,10 @@ class SlotForm(forms.ModelForm[Slot]):
             chosen = (str(self.data.get("provider", "")), str(self.data.get("operation", "")))
         else:
             chosen = saved
-        self.fields["operation"].choices = operation_choices(chosen[0])
-        self.fields["operation"].initial = saved[1]
-        self.fields["operation"].help_text = _("The choices depend on the provider.")
+        operation_field = cast(forms.ChoiceField, self.fields["operation"])
+        operation_field.choices = operation_choices(chosen[0])
+        operation_field.initial = saved[1]
+        operation_field.help_text = _("The choices depend on the provider.")
         self.chosen_settings_key = f"{chosen[0]}.{chosen[1]}"
         self.settings_forms: dict[str, ProviderSettingsForm] = {}
         for provider, operation in schema_keys():

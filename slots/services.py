@@ -298,7 +298,7 @@ def template_thumbnail_path(*, template: TemplateMedia) -> str | None:
     if storage.absolute(relative).exists():
         return relative
     try:
-        with Image.open(storage.absolute(template.file.name)) as image:
+        with Image.open(storage.absolute(str(template.file.name))) as image:
             image.thumbnail((TEMPLATE_THUMBNAIL_SIDE, TEMPLATE_THUMBNAIL_SIDE))
             preview = image if image.mode in {"RGB", "RGBA", "L", "LA"} else image.convert("RGBA")
             buffer = io.BytesIO()

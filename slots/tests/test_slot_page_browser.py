@@ -55,7 +55,7 @@ def open_browser(service: Any, studio: Any) -> Iterator[Callable[..., Any]]:
                   "--no-first-run", "--disable-sync"],
         )  # fmt: skip
 
-        def open_page(viewport: dict[str, int] = DESKTOP) -> Any:
+        def open_page(viewport: Any = DESKTOP) -> Any:
             context = browser.new_context(
                 base_url=f"http://127.0.0.1:{port}",
                 locale="ru-RU",
