@@ -78,7 +78,9 @@ def validate_against_schema(
         if template_roles.count(role) < count:
             name = TEMPLATE_ROLE_NAMES.get(role, role)
             problems.setdefault(
-                "templates", _("Bind a template with the role “%(role)s” to this slot.") % {"role": name}
+                "templates",
+                _("Bind a template with the role “%(role)s” (%(code)s) to this slot.")
+                % {"role": name, "code": role},
             )
     return problems
 

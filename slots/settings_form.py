@@ -18,7 +18,6 @@ from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
 
 from providers.schemas import schema_for
 
@@ -144,8 +143,7 @@ class ProviderSettingsForm(forms.Form):
         self.operation = operation
         self.schema = schema_for(provider, operation) or {}
         current = current or {}
-        # Fields named after the schema's properties; (name, property) in schema order.
-        self.groups: dict[str, str] = {}
+        # One field per property, in the schema's order.
         for name, prop, required in _properties(self.schema):
             self.fields[name] = _form_field(prop, required)
             self.fields[name].initial = _initial(current, name, prop)
@@ -153,10 +151,6 @@ class ProviderSettingsForm(forms.Form):
                 parent = name.split(NESTED)[0]
                 title = schema_text(self.schema["properties"][parent].get("title")) or parent
                 self.fields[name].label = f"{title}: {self.fields[name].label}"
-
-    @property
-    def key(self) -> str:
-        return f"{self.provider}.{self.operation}"
 
     @property
     def title(self) -> str:
@@ -172,20 +166,12 @@ class ProviderSettingsForm(forms.Form):
         for name, cleaned in self.cleaned_data.items():
             if cleaned is None or cleaned == "":
                 continue
-            if isinstance(self.fields[name], forms.FloatField) and float(cleaned).is_integer():
-                cleaned = int(cleaned) if self.schema_type(name) == "integer" else float(cleaned)
             target = value
             *parents, leaf = name.split(NESTED)
             for parent in parents:
                 target = target.setdefault(parent, {})
             target[leaf] = cleaned
         return value
-
-    def schema_type(self, name: str) -> str | None:
-        prop: Mapping[str, Any] = self.schema
-        for part in name.split(NESTED):
-            prop = prop.get("properties", {}).get(part, {})
-        return prop.get("type")
 
     def add_problems(self, problems: Mapping[str, str]) -> None:
         """Put schema validation messages (by setting name) on their fields; others on the form."""
@@ -197,7 +183,3 @@ class ProviderSettingsForm(forms.Form):
                 self.add_error(None, message)
             else:
                 self.add_error(None, f"{name}: {message}")
-
-
-def settings_form_heading(form: ProviderSettingsForm) -> str:
-    return str(_("Provider settings: %(operation)s") % {"operation": form.title or form.operation})

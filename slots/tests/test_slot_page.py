@@ -126,7 +126,9 @@ def test_the_booth_panel_gives_the_url_the_fields_and_a_timeout_longer_than_the_
     assert "<code>fileToUpload</code>" in text and "<code>password</code>" in text
     assert "таймаут: 55 с (студия отвечает за 50 с" in text
     assert f'href="{SETTINGS_URL}"' in text
-    assert '<a href="test-run/" class="slot-test-run">Тестовый запуск</a>' in text
+    assert '<a href="../test-run/" class="slot-test-run">Тестовый запуск</a>' in text, (
+        "/admin/slots/slot/<id>/test-run/"
+    )
 
 
 def test_settings_are_saved_as_typed_values_from_the_generated_fields(admin_client, settings):
