@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from providers.adapters.gemini import GeminiProvider
 from providers.adapters.local import LocalProvider
 from providers.adapters.openai import OpenAIProvider
@@ -28,8 +30,8 @@ def validate_slot_configuration(
 ) -> dict[str, str]:
     """Field-level problems with a slot's provider configuration ({} = valid)."""
     if provider not in _ADAPTERS:
-        return {"provider": f"Provider {provider!r} is not available yet."}
+        return {"provider": _("Provider “%(provider)s” is not available yet.") % {"provider": provider}}
     if not isinstance(settings, dict):
-        return {"settings": "Provider settings must be a JSON object."}
+        return {"settings": _("Provider settings must be a JSON object.")}
     adapter = _ADAPTERS[provider]
     return adapter.validate_settings(operation or adapter.default_operation, settings, template_roles)

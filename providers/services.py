@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -45,3 +47,28 @@ def provider_key_get(*, provider: str) -> str:
             )
     variable = _ENVIRONMENT_KEYS.get(ProviderKind(provider))
     return str(getattr(settings, variable, "")) if variable else ""
+
+
+@dataclass(frozen=True)
+class ProviderKeyStatus:
+    """What staff may know about a key: where it comes from and when it was set, never the key."""
+
+    stored: bool
+    updated_at: datetime | None = None
+    updated_by: User | None = None
+    # the environment has a key (used when none is stored)
+    in_environment: bool = False
+
+
+def provider_key_status(*, provider: str) -> ProviderKeyStatus:
+    credential = ProviderCredential.objects.filter(provider=provider).select_related("updated_by").first()
+    variable = _ENVIRONMENT_KEYS.get(ProviderKind(provider))
+    in_environment = bool(variable and getattr(settings, variable, ""))
+    if credential is None:
+        return ProviderKeyStatus(stored=False, in_environment=in_environment)
+    return ProviderKeyStatus(
+        stored=True,
+        updated_at=credential.updated_at,
+        updated_by=credential.updated_by,
+        in_environment=in_environment,
+    )

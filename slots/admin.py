@@ -1,57 +1,101 @@
+"""Staff pages of the studio: the 15 slots (with their booth setup), template images, Studio settings.
+
+Forms live in ``slots/forms.py``; writes go through ``slots.services`` and ``providers.services``.
+"""
+
 from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
-from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.urls import URLPattern, path, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.text import format_lazy
+from django.utils.safestring import SafeString
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
-from media.images import sniff_image_type
-from providers.kinds import NETWORK_PROVIDER_KINDS, ProviderKind
+from jobs.slot_stats import slots_with_activity
+from media import storage
+from providers.kinds import ProviderKind
+from providers.schemas import schema_for
+from providers.services import provider_key_set
 from slots import services
+from slots.forms import (
+    PROVIDER_CAP_FIELDS,
+    PROVIDER_KEY_FIELDS,
+    SLOT_FIELDS,
+    SlotForm,
+    SlotTemplateBindingForm,
+    SlotTemplateBindingFormSet,
+    StudioSettingsForm,
+    TemplateMediaForm,
+    default_operation,
+    operation_choices,
+)
 from slots.models import Slot, SlotTemplateBinding, StudioSettings, TemplateMedia
+from slots.settings_form import schema_text
+
+# The booth's own timeout should outlast the studio's sync window by this much (upload and network).
+BOOTH_TIMEOUT_MARGIN_SECONDS = 5
 
 
-class SlotTemplateBindingFormSet(BaseInlineFormSet[SlotTemplateBinding, Slot, Any]):
-    """The template bindings submitted with a slot; it judges the slot's templates with them.
-
-    The admin validates this formset after the slot form, with ``instance`` = the slot carrying the
-    submitted values, so a frame bound and the slot activated in one save are judged together. The slot
-    form judges the slot's own fields; this formset only the problems with its templates.
-    """
-
-    template_roles: list[str]
-
-    def clean(self) -> None:
-        super().clean()
-        self.template_roles = [
-            form.cleaned_data["role"]
-            for form in self.forms
-            if form.cleaned_data.get("role") and not form.cleaned_data.get("DELETE")
-        ]
-        if any(self.errors):
-            return  # the rows' own errors first
-        errors = services.slot_configuration_errors(slot=self.instance, template_roles=self.template_roles)
-        if services.TEMPLATE_BINDINGS in errors:
-            raise ValidationError(errors[services.TEMPLATE_BINDINGS])
+def copy_button(url: str) -> SafeString:
+    """A URL with a button copying it (``slots/static/slots/copy.js``); it may wrap before its path."""
+    head, slash, tail = url.partition("/ingest/")
+    return format_html(
+        '<span class="copy-field"><code>{}<wbr>{}{}</code> <button type="button" class="button copy-button" '
+        'data-copy="{}" data-copied-label="{}">{}</button></span>',
+        head,
+        slash,
+        tail,
+        url,
+        _("Copied"),
+        _("Copy"),
+    )
 
 
-class SlotTemplateBindingInline(admin.TabularInline[SlotTemplateBinding, Slot]):
+def cell_label(text: Any) -> SafeString:
+    """A column's name inside its cell, shown only where the list is laid out as cards (phones)."""
+    return format_html('<span class="cell-label">{}: </span>', text)
+
+
+def template_preview(template: TemplateMedia | None) -> SafeString | str:
+    if template is None or template.pk is None:
+        return "—"
+    url = reverse("admin:slots_templatemedia_preview", args=[template.pk])
+    return format_html(
+        '<a href="{}" target="_blank"><img src="{}" alt="{}" class="template-preview"></a>',
+        url,
+        url,
+        template.name,
+    )
+
+
+class SlotTemplateBindingInline(admin.StackedInline[SlotTemplateBinding, Slot]):
     model = SlotTemplateBinding
+    # "Add another template" (the model's own name would read "Добавить еще один Привязка шаблона").
+    verbose_name = _("template")
+    verbose_name_plural = _("template bindings")
+    form = SlotTemplateBindingForm
     formset = SlotTemplateBindingFormSet
     extra = 0
     autocomplete_fields = ["template"]
+    fields = ["preview", "template", "new_file", "role", "position"]
+    readonly_fields = ["preview"]
+
+    @admin.display(description=_("Preview"))
+    def preview(self, obj: SlotTemplateBinding) -> SafeString | str:
+        return template_preview(obj.template if obj.template_id else None)
 
     # The bindings are part of the slot's configuration: whoever may change a slot may bind its
-    # templates, so the slot is always validated and saved with its bindings.
+    # templates (and upload new ones here), so the slot is always validated and saved with its bindings.
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("slots.view_slot") or self.has_change_permission(request, obj)
 
@@ -65,57 +109,87 @@ class SlotTemplateBindingInline(admin.TabularInline[SlotTemplateBinding, Slot]):
         return self.has_change_permission(request, obj)
 
 
-class SlotForm(forms.ModelForm[Slot]):
-    # The version the editor saw; a save against a newer version is refused (optimistic locking).
-    seen_version = forms.IntegerField(widget=forms.HiddenInput)
-
-    class Meta:
-        model = Slot
-        fields = ["display_name", "provider", "operation", "settings", "size_limit_mb", "is_active"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance and self.instance.pk:
-            self.fields["seen_version"].initial = self.instance.version
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        seen = cleaned.get("seen_version")
-        if seen is not None and self.instance.pk:
-            # Locked until the admin's transaction ends: no other save comes between here and ours.
-            if services.slot_version_lock(slot_id=self.instance.pk) != seen:
-                raise ValidationError(
-                    _("This slot was changed by someone else in the meantime. Reload it and try again.")
-                )
-        configuration = ["provider", "operation", "settings", "is_active"]
-        if all(name in cleaned for name in configuration):
-            candidate = Slot(id=self.instance.pk, **{name: cleaned[name] for name in configuration})
-            # The bound templates are judged by SlotTemplateBindingFormSet, which has the submitted ones.
-            errors = services.slot_configuration_errors(slot=candidate, template_roles=[])
-            for name, messages in errors.items():
-                if name != services.TEMPLATE_BINDINGS:
-                    self.add_error(name, messages)
-        return cleaned
+def slot_model_name(slot: Slot) -> str:
+    """The model a slot calls (its setting, else the schema's default), or its operation's title."""
+    schema = schema_for(slot.provider, slot.operation or default_operation(slot.provider)) or {}
+    model_property = schema.get("properties", {}).get("model")
+    if model_property is not None:
+        return str((slot.settings or {}).get("model") or model_property.get("default") or "")
+    return schema_text(schema.get("title")) or slot.operation
 
 
 @admin.register(Slot)
 class SlotAdmin(admin.ModelAdmin[Slot]):
     form = SlotForm
-    list_display = ["id", "display_name", "provider", "operation", "is_active", "size_limit_mb", "updated_at"]
-    list_filter = ["provider", "is_active"]
-    search_fields = ["id", "display_name"]
-    readonly_fields = ["id", "ingest_url_display", "version", "updated_at", "updated_by"]
+    change_form_template = "admin/slots/slot/change_form.html"
+    # Fifteen rows: no filters or search, so the columns have the width (and read as cards on a phone).
+    list_display = [
+        "slot_name",
+        "ingest_url_copy",
+        "provider_and_model",
+        "active_state",
+        "last_photo",
+        "today",
+    ]
+    list_display_links = ["slot_name"]
+    readonly_fields = ["id", "version", "updated_at", "updated_by"]
     inlines = [SlotTemplateBindingInline]
     fieldsets = [
-        (None, {"fields": ["id", "ingest_url_display", "display_name", "is_active"]}),
-        (_("Provider"), {"fields": ["provider", "operation", "settings"]}),
+        (None, {"fields": ["id", "display_name", "is_active"]}),
+        (_("Provider"), {"fields": ["provider", "operation"]}),
         (_("Limits"), {"fields": ["size_limit_mb"]}),
         (_("Audit"), {"fields": ["version", "updated_at", "updated_by", "seen_version"]}),
     ]
+    # The generated provider settings are shown after this fieldset (by its index above).
+    settings_after_fieldset = 1
+
+    class Media:
+        css = {"all": ["slots/slot_admin.css"]}
+        js = ["slots/copy.js", "slots/slot_form.js"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Slot]:
+        return slots_with_activity(super().get_queryset(request))
+
+    @admin.display(description=_("slot"), ordering="id")
+    def slot_name(self, obj: Slot) -> SafeString:
+        name = obj.display_name if obj.display_name and obj.display_name != obj.id else ""
+        return format_html('<strong class="slot-id">{}</strong><br>{}', obj.id, name)
 
     @admin.display(description=_("Ingest URL"))
-    def ingest_url_display(self, obj: Slot) -> str:
-        return format_html("<code>{}</code>", obj.ingest_url)
+    def ingest_url_copy(self, obj: Slot) -> SafeString:
+        return copy_button(obj.ingest_url)
+
+    @admin.display(description=_("Provider and model"), ordering="provider")
+    def provider_and_model(self, obj: Slot) -> SafeString:
+        return format_html(
+            '{}<br><span class="quiet">{}</span>', obj.get_provider_display(), slot_model_name(obj) or "—"
+        )
+
+    @admin.display(description=_("active"), ordering="is_active")
+    def active_state(self, obj: Slot) -> SafeString:
+        if obj.is_active:
+            return format_html('<span class="slot-state slot-on">{}</span>', _("On"))
+        return format_html('<span class="slot-state slot-off">{}</span>', _("Off"))
+
+    @admin.display(description=_("Last photo"), ordering="last_photo_at")
+    def last_photo(self, obj: Slot) -> SafeString:
+        when = getattr(obj, "last_photo_at", None)
+        shown = date_format(localtime(when), "Y-m-d H:i:s") if when else "—"
+        return format_html("{}{}", cell_label(_("Last photo")), shown)
+
+    @admin.display(description=_("Today: images / timeouts / errors"))
+    def today(self, obj: Slot) -> SafeString:
+        return format_html(
+            '{}<span class="today-counts"><span class="today-images" title="{}">{}</span> / '
+            '<span class="today-timeouts" title="{}">{}</span> / <span class="today-errors" title="{}">{}</span></span>',
+            cell_label(_("Today: images / timeouts / errors")),
+            _("images"),
+            getattr(obj, "images_today", 0),
+            _("timeouts"),
+            getattr(obj, "timeouts_today", 0),
+            _("errors"),
+            getattr(obj, "errors_today", 0),
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -123,12 +197,62 @@ class SlotAdmin(admin.ModelAdmin[Slot]):
     def has_delete_permission(self, request: HttpRequest, obj: Slot | None = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: Slot, form: forms.ModelForm[Slot], change: bool) -> None:
+    def get_formset_kwargs(self, request: HttpRequest, obj: Any, inline: Any, prefix: str) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, SlotTemplateBindingInline):
+            kwargs["form_kwargs"] = {"uploaded_by": request.user}
+        return kwargs
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Slot | None = None,
+    ) -> HttpResponse:
+        form = context["adminform"].form
+        context["settings_groups"] = [
+            {
+                "key": key,
+                "chosen": key == form.chosen_settings_key,
+                "form": settings_form,
+                "adminform": helpers.AdminForm(
+                    settings_form,
+                    [
+                        (
+                            _("Provider settings: %(operation)s")
+                            % {"operation": settings_form.title or settings_form.operation},
+                            {"fields": list(settings_form.fields), "description": settings_form.description},
+                        )
+                    ],
+                    {},
+                    model_admin=self,
+                ),
+            }
+            for key, settings_form in form.settings_forms.items()
+        ]
+        context["settings_after_fieldset"] = self.settings_after_fieldset
+        context["slot_operations"] = {
+            str(kind): {"default": default_operation(kind), "choices": operation_choices(kind)}
+            for kind in ProviderKind.values
+        }
+        if obj is not None:
+            studio = services.studio_settings_get()
+            context["booth"] = {
+                "ingest_url": copy_button(obj.ingest_url),
+                "sync_seconds": studio.sync_response_seconds,
+                "timeout_seconds": studio.sync_response_seconds + BOOTH_TIMEOUT_MARGIN_SECONDS,
+                "password_configured": studio.ingest_password_configured,
+                "settings_url": reverse("admin:slots_studiosettings_change", args=[studio.pk]),
+            }
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def save_model(self, request: HttpRequest, obj: Slot, form: ModelForm[Slot], change: bool) -> None:
         """Nothing yet: ``save_related`` saves the slot once the template roles saved with it are known."""
 
-    def save_related(
-        self, request: HttpRequest, form: forms.ModelForm[Slot], formsets: Any, change: bool
-    ) -> None:
+    def save_related(self, request: HttpRequest, form: ModelForm[Slot], formsets: Any, change: bool) -> None:
         # Validated in full by SlotForm and SlotTemplateBindingFormSet (under the slot's row lock), so
         # slot_update accepts what they accepted; the bindings follow in the same transaction.
         bindings = [formset for formset in formsets if isinstance(formset, SlotTemplateBindingFormSet)]
@@ -136,101 +260,54 @@ class SlotAdmin(admin.ModelAdmin[Slot]):
         slot.version = form.cleaned_data["seen_version"]
         services.slot_update(
             slot=slot,
-            fields={name: form.cleaned_data[name] for name in SlotForm.Meta.fields},
+            fields={name: form.cleaned_data[name] for name in SLOT_FIELDS},
             template_roles=bindings[0].template_roles if bindings else None,
             user=request.user,  # type: ignore[arg-type]
         )
         super().save_related(request, form, formsets, change)
 
 
-class TemplateMediaForm(forms.ModelForm[TemplateMedia]):
-    class Meta:
-        model = TemplateMedia
-        fields = ["name", "file"]
-
-    def clean_file(self) -> Any:
-        upload = self.cleaned_data["file"]
-        upload.seek(0)
-        head = upload.read(16)
-        upload.seek(0)
-        if sniff_image_type(head) is None:
-            raise ValidationError(_("The file is not a JPEG, PNG, WebP or HEIC image."))
-        return upload
-
-
 @admin.register(TemplateMedia)
 class TemplateMediaAdmin(admin.ModelAdmin[TemplateMedia]):
     form = TemplateMediaForm
-    list_display = ["name", "mime_type", "size_bytes", "uploaded_at", "uploaded_by"]
+    list_display = ["preview", "name", "mime_type", "size_bytes", "uploaded_at", "uploaded_by"]
+    list_display_links = ["preview", "name"]
     search_fields = ["name"]
-    readonly_fields = ["mime_type", "size_bytes", "sha256", "uploaded_at", "uploaded_by"]
+    readonly_fields = ["preview", "mime_type", "size_bytes", "sha256", "uploaded_at", "uploaded_by"]
+
+    class Media:
+        css = {"all": ["slots/slot_admin.css"]}
+
+    @admin.display(description=_("Preview"))
+    def preview(self, obj: TemplateMedia) -> SafeString | str:
+        return template_preview(obj)
+
+    def get_urls(self) -> list[URLPattern]:
+        preview = path(
+            "<uuid:template_id>/preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="slots_templatemedia_preview",
+        )
+        return [preview, *super().get_urls()]
+
+    def preview_view(self, request: HttpRequest, template_id: Any) -> HttpResponseBase:
+        """A small PNG of the template for staff pages (slot page bindings, this list); never public."""
+        user = request.user
+        allowed = ("slots.view_templatemedia", "slots.view_slot", "slots.change_slot")
+        if not any(user.has_perm(permission) for permission in allowed):
+            raise PermissionDenied
+        template = TemplateMedia.objects.filter(pk=template_id).first()
+        thumbnail = services.template_thumbnail_path(template=template) if template else None
+        if thumbnail is None:
+            raise Http404
+        response = FileResponse(storage.open_read(thumbnail), content_type="image/png")
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
 
     def save_model(
-        self, request: HttpRequest, obj: TemplateMedia, form: forms.ModelForm[TemplateMedia], change: bool
+        self, request: HttpRequest, obj: TemplateMedia, form: ModelForm[TemplateMedia], change: bool
     ) -> None:
         services.template_media_save(template=obj, user=request.user)  # type: ignore[arg-type]
-
-
-def provider_cap_field(kind: ProviderKind) -> forms.IntegerField:
-    return forms.IntegerField(
-        label=format_lazy(_("Calls at once: {provider}"), provider=kind.label),
-        min_value=services.PROVIDER_CAP_MIN,
-        max_value=services.PROVIDER_CAP_MAX,
-        help_text=format_lazy(
-            _(
-                "The maximum number of calls to this provider in flight at once across all workers "
-                "({low}–{high}). Jobs beyond it wait for a free place within their deadline."
-            ),
-            low=services.PROVIDER_CAP_MIN,
-            high=services.PROVIDER_CAP_MAX,
-        ),
-    )
-
-
-# One form field per capped provider, declared on StudioSettingsForm under these names.
-PROVIDER_CAP_FIELDS = {kind: f"provider_cap_{kind}" for kind in NETWORK_PROVIDER_KINDS}
-
-
-class StudioSettingsForm(forms.ModelForm[StudioSettings]):
-    provider_cap_gemini = provider_cap_field(ProviderKind.GEMINI)
-    provider_cap_openai = provider_cap_field(ProviderKind.OPENAI)
-    provider_cap_turbotext = provider_cap_field(ProviderKind.TURBOTEXT)
-    new_ingest_password = forms.CharField(
-        label=_("New ingest password"),
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_(
-            "Write-only. Leave empty to keep the current password. Booths must be updated after a change."
-        ),
-    )
-
-    class Meta:
-        model = StudioSettings
-        fields = ["sync_response_seconds", "result_retention_hours", "public_link_ttl_seconds"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        caps = self.instance.provider_concurrency or {}
-        for kind, name in PROVIDER_CAP_FIELDS.items():
-            self.fields[name].initial = caps.get(kind)
-
-    def provider_caps(self) -> dict[str, int]:
-        return {kind: self.cleaned_data[name] for kind, name in PROVIDER_CAP_FIELDS.items()}
-
-    def clean_sync_response_seconds(self) -> int:
-        value = int(self.cleaned_data["sync_response_seconds"])
-        services.validate_sync_response_seconds(value)
-        return value
-
-    def clean_new_ingest_password(self) -> str:
-        password = str(self.cleaned_data.get("new_ingest_password") or "")
-        if password and len(password) < services.MIN_INGEST_PASSWORD_LENGTH:
-            raise ValidationError(
-                _("The ingest password must be at least %(n)s characters long."),
-                params={"n": services.MIN_INGEST_PASSWORD_LENGTH},
-            )
-        return password
 
 
 @admin.register(StudioSettings)
@@ -242,10 +319,14 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
             _("Timing"),
             {"fields": ["sync_response_seconds", "result_retention_hours", "public_link_ttl_seconds"]},
         ),
-        (_("Provider caps"), {"fields": list(PROVIDER_CAP_FIELDS.values())}),
         (_("Ingest password"), {"fields": ["ingest_password_status", "new_ingest_password"]}),
+        (_("Provider API keys"), {"fields": list(PROVIDER_KEY_FIELDS.values())}),
+        (_("Provider caps"), {"fields": list(PROVIDER_CAP_FIELDS.values())}),
         (_("Audit"), {"fields": ["updated_at", "updated_by"]}),
     ]
+
+    class Media:
+        css = {"all": ["slots/slot_admin.css"]}
 
     @admin.display(description=_("Ingest password"))
     def ingest_password_status(self, obj: StudioSettings) -> str:
@@ -253,7 +334,7 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
             return str(_("Not configured: ingest is closed."))
         who = obj.ingest_password_rotated_by or _("bootstrap")
         when = obj.ingest_password_rotated_at
-        rotated_at = date_format(localtime(when), "Y-m-d H:i") if when else "—"
+        rotated_at = date_format(localtime(when), "Y-m-d H:i:s") if when else "—"
         return format_html("{} {} · {}", _("Configured, rotated"), rotated_at, who)
 
     def changelist_view(
@@ -283,3 +364,5 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
         password = form.cleaned_data.get("new_ingest_password")
         if password:
             services.ingest_password_set(password=password, user=request.user)  # type: ignore[arg-type]
+        for provider, api_key in form.provider_key_changes().items():
+            provider_key_set(provider=provider, api_key=api_key, user=request.user)  # type: ignore[arg-type]

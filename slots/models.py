@@ -138,7 +138,7 @@ class SlotTemplateBinding(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.slot_id} ← {self.template} ({self.role})"
+        return f"{self.template} ({self.get_role_display()})"
 
 
 class StudioSettings(models.Model):

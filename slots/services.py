@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -15,11 +17,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from PIL import Image
 
+from media import storage
 from providers.kinds import NETWORK_PROVIDER_KINDS
 from providers.registry import validate_slot_configuration
 from providers.services import provider_key_get
-from slots.models import Slot, StudioSettings, static_slot_ids
+from slots.models import Slot, StudioSettings, TemplateMedia, static_slot_ids
 
 
 def slots_ensure_static() -> int:
@@ -156,34 +160,63 @@ def ingest_password_check(*, stored_hash: str, candidate: str) -> bool:
 TEMPLATE_BINDINGS = "template_bindings"
 
 
-def slot_configuration_errors(*, slot: Slot, template_roles: Sequence[str]) -> dict[str, list[str]]:
+@dataclass(frozen=True)
+class SlotConfigurationProblems:
+    """Why a slot cannot be active, by where staff correct it."""
+
+    # by slot field: provider, operation, is_active
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    # by setting name (``retry_policy.max_attempts`` for a nested one; ``settings`` for the whole object)
+    settings: dict[str, str] = field(default_factory=dict)
+    # about the bound templates
+    templates: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.settings or self.templates)
+
+
+def slot_configuration_problems(*, slot: Slot, template_roles: Sequence[str]) -> SlotConfigurationProblems:
     """Why ``slot``, with the values it carries and templates bound in ``template_roles``, cannot be active.
 
-    Keyed by the slot field to correct (``provider``, ``operation``, ``settings``, ``is_active``) or
-    ``TEMPLATE_BINDINGS``; {} when it can be active, and always {} for an inactive slot (it may hold
-    incomplete settings). Problems under slot fields never depend on ``template_roles``.
+    Always empty for an inactive slot (it may hold incomplete settings). Problems with slot fields and
+    settings never depend on ``template_roles``.
     """
+    problems = SlotConfigurationProblems()
     if not slot.is_active:
-        return {}
-    errors: dict[str, list[str]] = {}
-    problems = validate_slot_configuration(
+        return problems
+    found = validate_slot_configuration(
         provider=slot.provider,
         operation=slot.operation,
         settings=slot.settings,
         template_roles=list(template_roles),
     )
-    for name, message in problems.items():
+    for name, message in found.items():
         if name in {"provider", "operation"}:
-            errors.setdefault(name, []).append(message)
+            problems.fields.setdefault(name, []).append(message)
         elif name == "templates":
-            errors.setdefault(TEMPLATE_BINDINGS, []).append(message)
+            problems.templates.append(message)
         else:
-            errors.setdefault("settings", []).append(f"{name}: {message}")
+            problems.settings[name] = message
     # Without a key every job on the slot would fail at the provider (a 502 at the booth): refuse now.
     if slot.provider in NETWORK_PROVIDER_KINDS and not provider_key_get(provider=slot.provider):
-        errors["is_active"] = [
-            _("No API key is configured for this provider; add one under Provider API keys.")
+        problems.fields["is_active"] = [
+            _("No API key is configured for this provider; add one in Studio settings.")
         ]
+    return problems
+
+
+def slot_configuration_errors(*, slot: Slot, template_roles: Sequence[str]) -> dict[str, list[str]]:
+    """``slot_configuration_problems`` keyed by the slot field to correct, as ``ValidationError`` takes it.
+
+    Keys: ``provider``, ``operation``, ``settings`` (each message prefixed with the setting's name),
+    ``is_active``, ``TEMPLATE_BINDINGS``; {} when the slot can be active.
+    """
+    problems = slot_configuration_problems(slot=slot, template_roles=template_roles)
+    errors: dict[str, list[str]] = {name: list(messages) for name, messages in problems.fields.items()}
+    for name, message in problems.settings.items():
+        errors.setdefault("settings", []).append(f"{name}: {message}")
+    if problems.templates:
+        errors[TEMPLATE_BINDINGS] = list(problems.templates)
     return errors
 
 
@@ -250,3 +283,28 @@ def template_media_save(*, template: Any, user: User | None = None) -> Any:
         template.uploaded_by = user
     template.save()
     return template
+
+
+TEMPLATE_THUMBNAIL_SIDE = 240
+
+
+def template_thumbnail_path(*, template: TemplateMedia) -> str | None:
+    """The template's preview for staff pages: a PNG at most 240 px a side, made once, on first use.
+
+    Returns its path under MEDIA_ROOT, or None when the file cannot be read as an image here (HEIC
+    without a decoder, a damaged file). Two requests making it at once both succeed (the first file wins).
+    """
+    relative = f"templates/thumbnails/{template.pk}.png"
+    if storage.absolute(relative).exists():
+        return relative
+    try:
+        with Image.open(storage.absolute(str(template.file.name))) as image:
+            image.thumbnail((TEMPLATE_THUMBNAIL_SIDE, TEMPLATE_THUMBNAIL_SIDE))
+            preview = image if image.mode in {"RGB", "RGBA", "L", "LA"} else image.convert("RGBA")
+            buffer = io.BytesIO()
+            preview.save(buffer, "PNG")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    with contextlib.suppress(FileExistsError):
+        storage.write_new(relative, buffer.getvalue())
+    return relative

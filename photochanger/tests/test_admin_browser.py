@@ -69,8 +69,9 @@ def test_staff_configures_a_slot_in_the_browser(service: Any, browser_page: Any,
     assert f"{service.base_url}/ingest/slot-004" in page.content(), "the slot page shows its ingest URL"
 
     page.select_option("#id_provider", "gemini")
-    page.fill("#id_operation", "image_edit")
-    page.fill("#id_settings", '{"prompt": "акварельный портрет", "aspect_ratio": "3:4"}')
+    page.select_option("#id_operation", "image_edit")
+    page.fill("#id_settings-gemini-image_edit-prompt", "акварельный портрет")
+    page.select_option("#id_settings-gemini-image_edit-aspect_ratio", "3:4")
     page.check("#id_is_active")
     page.click("input[name=_save]")
     page.wait_for_url("**/admin/slots/slot/")
@@ -87,12 +88,12 @@ def test_invalid_settings_show_field_errors_and_keep_the_slot_inactive(
     page = browser_page
     page.goto("/admin/slots/slot/slot-005/change/")
     page.select_option("#id_provider", "openai")
-    page.fill("#id_operation", "image_edit")
-    page.fill("#id_settings", '{"size": "huge"}')
+    page.select_option("#id_operation", "image_edit")
+    page.select_option("#id_settings-openai-image_edit-size", "1024x1536")
     page.check("#id_is_active")
     page.click("input[name=_save]")
-    errors = page.inner_text(".errorlist")
-    assert "prompt" in errors
+    errors = page.inner_text(".field-prompt .errorlist")
+    assert "Это поле обязательно." in errors
     assert not Slot.objects.get(id="slot-005").is_active
 
 
@@ -112,8 +113,8 @@ def test_staff_bind_a_frame_and_activate_a_frame_slot_in_one_save(service: Any, 
     assert "Шаблоны слота" in page.content()
     assert "Добавить ещё: Шаблон слота" in page.content(), "the inline's add link reads right in Russian"
     page.select_option("#id_provider", "local")
-    page.fill("#id_operation", "frame")
-    page.fill("#id_settings", '{"output_format": "png"}')
+    page.select_option("#id_operation", "frame")
+    page.select_option("#id_settings-local-frame-output_format", "png")
     page.check("#id_is_active")
     page.click("#template_bindings-group .add-row a")
     page.click("#template_bindings-0 .select2-selection")

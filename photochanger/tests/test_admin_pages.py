@@ -41,7 +41,7 @@ def test_slot_page_shows_the_ingest_url_and_saves_a_valid_configuration(admin_cl
         "display_name": "Wedding",
         "provider": "gemini",
         "operation": "image_edit",
-        "settings": '{"prompt": "watercolor"}',
+        "settings-gemini-image_edit-prompt": "watercolor",
         "size_limit_mb": 15,
         "is_active": "on",
         "seen_version": 1,
@@ -69,7 +69,7 @@ def test_slot_page_refuses_to_activate_invalid_settings_with_a_field_message(adm
             "display_name": "",
             "provider": "openai",
             "operation": "image_edit",
-            "settings": '{"size": "huge"}',
+            "settings-openai-image_edit-size": "1024x1024",
             "size_limit_mb": 15,
             "is_active": "on",
             "seen_version": 1,
@@ -80,7 +80,8 @@ def test_slot_page_refuses_to_activate_invalid_settings_with_a_field_message(adm
         },
     )
     assert response.status_code == 200
-    assert b"prompt" in response.content and b"size" in response.content
+    settings_form = response.context["adminform"].form.settings_forms["openai.image_edit"]
+    assert settings_form.errors["prompt"] == ["Это поле обязательно."]
     assert not Slot.objects.get(id="slot-003").is_active
 
 
@@ -108,19 +109,28 @@ def test_settings_page_rotates_the_ingest_password_without_showing_it(admin_clie
     assert studio.ingest_password_rotated_by.username == "admin"
 
 
-def test_provider_key_page_stores_the_key_encrypted_and_never_shows_it(admin_client):
+def test_settings_page_stores_a_provider_key_encrypted_and_never_shows_it(admin_client):
     from providers.models import ProviderCredential
     from providers.services import provider_key_get
 
+    url = reverse("admin:slots_studiosettings_change", args=[1])
     response = admin_client.post(
-        reverse("admin:providers_providercredential_add"),
-        {"provider": "openai", "api_key": "sk-admin-secret"},
+        url,
+        {
+            "sync_response_seconds": 48,
+            "result_retention_hours": 72,
+            "public_link_ttl_seconds": 60,
+            "provider_cap_gemini": 64,
+            "provider_cap_openai": 32,
+            "provider_cap_turbotext": 32,
+            "api_key_openai": "sk-admin-secret",
+        },
     )
     assert response.status_code == 302
     assert provider_key_get(provider="openai") == "sk-admin-secret"
     credential = ProviderCredential.objects.get(provider="openai")
     assert "sk-admin-secret" not in credential.encrypted_api_key
-    page = admin_client.get(reverse("admin:providers_providercredential_change", args=[credential.pk]))
+    page = admin_client.get(url)
     assert b"sk-admin-secret" not in page.content
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings as django_settings
+from django.utils.translation import gettext as _
 
 from providers.base import (
     Provider,
@@ -44,7 +45,7 @@ class GeminiProvider(Provider):
     ) -> dict[str, str]:
         model = settings.get("model", DEFAULT_MODEL)
         if settings.get("image_size") and not model_accepts_image_size(model):
-            return {"image_size": "Only Gemini 3 Pro image models accept an image size."}
+            return {"image_size": _("Only Gemini 3 Pro image models accept an image size.")}
         return {}
 
     def build_body(self, request: ProviderRequest) -> StreamedBody:

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings as django_settings
+from django.utils.translation import gettext as _
 
 from media.images import EXTENSIONS
 from providers.base import (
@@ -43,10 +44,11 @@ class OpenAIProvider(Provider):
         self, operation: str, settings: dict[str, Any], template_roles: list[str]
     ) -> dict[str, str]:
         if "output_compression" in settings and settings.get("output_format", "jpeg") == "png":
-            return {"output_compression": "Only with output_format jpeg or webp."}
+            return {"output_compression": _("Only with the output format jpeg or webp.")}
         if 1 + len(template_roles) > MAX_IMAGES:
             return {
-                "templates": f"At most {MAX_IMAGES - 1} templates: GPT Image takes {MAX_IMAGES} images in all."
+                "templates": _("At most %(templates)s templates: GPT Image takes %(images)s images in all.")
+                % {"templates": MAX_IMAGES - 1, "images": MAX_IMAGES}
             }
         return {}
 

@@ -1,7 +1,5 @@
 """The studio settings and slot pages: every mistake comes back as a form error, never a 500."""
 
-import json
-
 import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
@@ -10,6 +8,7 @@ from django.utils.html import escape
 from jobs.tests.booth import make_png
 from slots import services
 from slots.models import Slot, SlotTemplateBinding, TemplateMedia
+from slots.tests.slot_page import slot_form
 
 pytestmark = pytest.mark.django_db
 
@@ -82,28 +81,6 @@ def frame_template(name="Frame"):
     return services.template_media_save(template=template)
 
 
-def slot_form(slot_id, bindings=(), **values):
-    """The slot page's form as the browser posts it; ``bindings`` are the inline's rows."""
-    slot = Slot.objects.get(id=slot_id)
-    form = {
-        "display_name": slot.display_name,
-        "provider": slot.provider,
-        "operation": slot.operation,
-        "settings": json.dumps(slot.settings),
-        "size_limit_mb": slot.size_limit_mb,
-        "seen_version": slot.version,
-        "template_bindings-TOTAL_FORMS": len(bindings),
-        "template_bindings-INITIAL_FORMS": sum(1 for row in bindings if row.get("id")),
-        "template_bindings-MIN_NUM_FORMS": 0,
-        "template_bindings-MAX_NUM_FORMS": 1000,
-    }
-    for index, row in enumerate(bindings):
-        form.update({f"template_bindings-{index}-{name}": value for name, value in row.items()})
-        form[f"template_bindings-{index}-slot"] = slot_id
-    form.update(values)
-    return {name: value for name, value in form.items() if value is not False}
-
-
 def test_one_save_binds_a_frame_and_activates_a_frame_slot(admin_client, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     frame = frame_template()
@@ -114,7 +91,7 @@ def test_one_save_binds_a_frame_and_activates_a_frame_slot(admin_client, setting
             bindings=[{"template": frame.pk, "role": "frame", "position": 0}],
             provider="local",
             operation="frame",
-            settings='{"output_format": "png"}',
+            settings={"output_format": "png"},
             is_active="on",
         ),
     )
@@ -151,12 +128,12 @@ def test_staff_who_may_change_slots_may_bind_their_templates(client, settings, t
 def test_activating_a_frame_slot_without_a_frame_is_an_error_and_the_slot_stays_inactive(admin_client):
     response = admin_client.post(
         reverse("admin:slots_slot_change", args=["slot-006"]),
-        slot_form("slot-006", provider="local", operation="frame", settings="{}", is_active="on"),
+        slot_form("slot-006", provider="local", operation="frame", settings={}, is_active="on"),
     )
     assert response.status_code == 200
     (bindings,) = response.context["inline_admin_formsets"]
     (message,) = bindings.formset.non_form_errors()
-    assert "frame" in message
+    assert "Рамка / наложение" in message
     assert escape(message) in response.content.decode(), "shown above the template bindings"
     slot = Slot.objects.get(id="slot-006")
     assert (slot.operation, slot.is_active, slot.version) == ("", False, 1)
@@ -178,7 +155,7 @@ def test_removing_the_only_frame_of_an_active_frame_slot_is_an_error_and_keeps_t
     )
     assert response.status_code == 200
     (bindings,) = response.context["inline_admin_formsets"]
-    assert "frame" in " ".join(bindings.formset.non_form_errors())
+    assert "Рамка / наложение" in " ".join(bindings.formset.non_form_errors())
     assert SlotTemplateBinding.objects.filter(pk=binding.pk).exists()
 
 
@@ -215,12 +192,12 @@ def test_activating_a_slot_whose_provider_has_no_api_key_is_an_error_on_active(
     response = admin_client.post(
         reverse("admin:slots_slot_change", args=["slot-008"]),
         slot_form(
-            "slot-008", provider=provider, operation=operation, settings='{"prompt": "p"}', is_active="on"
+            "slot-008", provider=provider, operation=operation, settings={"prompt": "p"}, is_active="on"
         ),
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["is_active"] == [
-        "Для этого провайдера не задан API-ключ; добавьте его в разделе «API-ключи провайдеров»."
+        "Для этого провайдера не задан API-ключ; добавьте его в настройках студии."
     ]
     assert not Slot.objects.get(id="slot-008").is_active
 
@@ -230,7 +207,7 @@ def test_a_key_from_the_environment_is_enough_to_activate_a_slot(admin_client, s
     response = admin_client.post(
         reverse("admin:slots_slot_change", args=["slot-008"]),
         slot_form(
-            "slot-008", provider="openai", operation="image_edit", settings='{"prompt": "p"}', is_active="on"
+            "slot-008", provider="openai", operation="image_edit", settings={"prompt": "p"}, is_active="on"
         ),
     )
     assert response.status_code == 302
