@@ -317,7 +317,14 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
     fieldsets = [
         (
             _("Timing"),
-            {"fields": ["sync_response_seconds", "result_retention_hours", "public_link_ttl_seconds"]},
+            {
+                "fields": [
+                    "sync_response_seconds",
+                    "result_retention_hours",
+                    "public_link_ttl_seconds",
+                    "history_retention_days",
+                ]
+            },
         ),
         (_("Ingest password"), {"fields": ["ingest_password_status", "new_ingest_password"]}),
         (_("Provider API keys"), {"fields": list(PROVIDER_KEY_FIELDS.values())}),
@@ -357,6 +364,7 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
                 sync_response_seconds=form.cleaned_data["sync_response_seconds"],
                 result_retention_hours=form.cleaned_data["result_retention_hours"],
                 public_link_ttl_seconds=form.cleaned_data["public_link_ttl_seconds"],
+                history_retention_days=form.cleaned_data["history_retention_days"],
                 provider_concurrency=form.provider_caps(),
             ),
             user=request.user,  # type: ignore[arg-type]

@@ -281,7 +281,12 @@ class StudioSettingsForm(forms.ModelForm[StudioSettings]):
 
     class Meta:
         model = StudioSettings
-        fields = ["sync_response_seconds", "result_retention_hours", "public_link_ttl_seconds"]
+        fields = [
+            "sync_response_seconds",
+            "result_retention_hours",
+            "public_link_ttl_seconds",
+            "history_retention_days",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -86,6 +86,7 @@ class StudioSettingsChange:
     sync_response_seconds: int | None = None
     result_retention_hours: int | None = None
     public_link_ttl_seconds: int | None = None
+    history_retention_days: int | None = None
     # Caps to set, by provider; providers not named keep theirs.
     provider_concurrency: Mapping[str, int] | None = None
 
@@ -108,6 +109,8 @@ def studio_settings_update(*, change: StudioSettingsChange, user: User | None = 
             studio.result_retention_hours = change.result_retention_hours
         if change.public_link_ttl_seconds is not None:
             studio.public_link_ttl_seconds = change.public_link_ttl_seconds
+        if change.history_retention_days is not None:
+            studio.history_retention_days = change.history_retention_days
         if change.provider_concurrency:
             caps = dict(studio.provider_concurrency or {})
             for provider, cap in change.provider_concurrency.items():

@@ -20,6 +20,7 @@ def settings_form(**values):
         "sync_response_seconds": 48,
         "result_retention_hours": 72,
         "public_link_ttl_seconds": 60,
+        "history_retention_days": 90,
         "provider_cap_gemini": 64,
         "provider_cap_openai": 32,
         "provider_cap_turbotext": 32,
