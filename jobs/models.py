@@ -49,6 +49,17 @@ class Job(models.Model):
     result_expires_at = models.DateTimeField(_("result expires at"), null=True, blank=True)
     result_deleted_at = models.DateTimeField(_("result deleted at"), null=True, blank=True)
 
+    # Small JPEG previews for staff (media.thumbnails, under MEDIA_ROOT/thumbnails), made once by the
+    # worker and recorded by the finalize that wins; removed by cleanup with the result, and the input's
+    # once the result retention has passed. "" when none (not made, undecodable, or already removed).
+    # db_default: the hot path's INSERT (jobs.services.job_create) does not have to name them.
+    input_thumbnail_path = models.CharField(
+        _("input thumbnail"), max_length=255, blank=True, default="", db_default=""
+    )
+    result_thumbnail_path = models.CharField(
+        _("result thumbnail"), max_length=255, blank=True, default="", db_default=""
+    )
+
     # Everything the booth sent besides the file and the password (hash, time, survey answers…).
     request_metadata = models.JSONField(_("request metadata"), default=dict, blank=True)
     # A staff test run from the admin (no booth, no ingest password): kept out of the booth statistics.
@@ -85,6 +96,13 @@ class Job(models.Model):
                 fields=["provider"],
                 name="job_processing_provider_idx",
                 condition=models.Q(state="processing"),
+            ),
+            # Input thumbnail cleanup: jobs.cleanup.cleanup_run (_expired_input_thumbnails) — final jobs
+            # still holding an input thumbnail, by finalization time.
+            models.Index(
+                fields=["finalized_at"],
+                name="job_input_thumbnail_idx",
+                condition=~models.Q(input_thumbnail_path=""),
             ),
             # Slot gallery: recent jobs of a slot.
             models.Index(fields=["slot", "-created_at"], name="job_slot_recent_idx"),

@@ -53,6 +53,8 @@ class NewJobInput:
     input_mime_type: str
     request_metadata: dict[str, Any]
     client_ip: str | None
+    # A staff test run from the admin (jobs.test_runs): kept out of the booth statistics.
+    is_test: bool = False
 
 
 # One statement, so one round trip: the job, its input media row, the log entry and the wake-up for
@@ -65,10 +67,10 @@ WITH job AS (
                        {job.provider_settings}, {job.templates}, {job.provider_job_reference},
                        {job.created_at}, {job.expires_at}, {job.claimed_by}, {job.claim_count},
                        {job.provider_calls}, {job.failure_reason}, {job.failure_message}, {job.result_path},
-                       {job.result_mime_type}, {job.result_sha256}, {job.request_metadata})
+                       {job.result_mime_type}, {job.result_sha256}, {job.request_metadata}, {job.is_test})
     VALUES (%(id)s, %(slot_id)s, 'pending', %(provider)s, %(operation)s, %(settings)s::jsonb,
             %(templates)s::jsonb, '', %(created_at)s, %(expires_at)s, '', 0, 0, '', '', '', '', '',
-            %(metadata)s::jsonb)
+            %(metadata)s::jsonb, %(is_test)s)
     RETURNING {job.id} AS id
 ), media AS (
     INSERT INTO {media} ({media.id}, {media.job}, {media.kind}, {media.path}, {media.owns_file},
@@ -116,6 +118,7 @@ def job_create(*, new: NewJobInput) -> datetime:
                 "expires_at": expires_at,
                 "now": timezone.now(),
                 "metadata": json.dumps(new.request_metadata),
+                "is_test": new.is_test,
                 "media_id": new_media_id(),
                 "path": new.input_path,
                 "mime_type": new.input_mime_type,
@@ -134,6 +137,7 @@ class StoredResult:
     mime_type: str
     size_bytes: int
     sha256: str
+    thumbnail_path: str = ""  # its staff preview (media.thumbnails), "" when none could be made
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,8 @@ class Outcome:
     failure_message: str = ""
     result: StoredResult | None = None
     provider_calls: int = 0
+    # The input photo's staff preview, made by the worker after its claim (the photo is deleted here).
+    input_thumbnail_path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -159,6 +165,8 @@ WITH job AS (
            {job.provider_calls} = {job.provider_calls} + %(provider_calls)s,
            {job.result_path} = %(result_path)s, {job.result_mime_type} = %(result_mime_type)s,
            {job.result_size_bytes} = %(result_size_bytes)s, {job.result_sha256} = %(result_sha256)s,
+           {job.result_thumbnail_path} = %(result_thumbnail_path)s,
+           {job.input_thumbnail_path} = %(input_thumbnail_path)s,
            {job.result_expires_at} = CASE WHEN %(has_result)s
                THEN %(now)s + make_interval(hours => (
                    SELECT {studio.result_retention_hours} FROM {studio} WHERE {studio.id} = 1))
@@ -210,7 +218,8 @@ def job_finalize(
     ``succeeded`` only lands before ``expires_at`` (a late provider answer is ignored) and, when
     ``claimed_by``/``claim_count`` are given, only for that claim (not for an older claim of a job that
     was requeued and claimed again). ``timeout`` only lands once the
-    deadline has passed. On a win the input files are deleted and waiters are notified.
+    deadline has passed. On a win the input files are deleted, the outcome's thumbnails recorded and
+    waiters are notified; on a loss nothing changes (the caller removes the files it made).
     """
     if outcome.state not in FINAL_STATES:
         raise ValueError(f"{outcome.state} is not a final state")
@@ -244,6 +253,8 @@ def job_finalize(
                 "result_mime_type": result.mime_type if result else "",
                 "result_size_bytes": result.size_bytes if result else None,
                 "result_sha256": result.sha256 if result else "",
+                "result_thumbnail_path": result.thumbnail_path if result else "",
+                "input_thumbnail_path": outcome.input_thumbnail_path,
                 "details": json.dumps(outcome.extra),
                 "channel": CHANNEL_JOB_FINISHED,
                 "created_channel": CHANNEL_JOB_CREATED,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -21,6 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -31,7 +33,7 @@ from django.utils import timezone
 from jobs import services
 from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
-from media import storage
+from media import storage, thumbnails
 from media.images import sniff_image_type
 from media.services import public_link_create
 from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
@@ -56,6 +58,21 @@ CONNECTIONS_PER_CLIENT = 32
 API_KEY_CACHE_SECONDS = 5.0
 # A job that gave up before its deadline waits for it in slices this long (wall-clock time decides).
 DEADLINE_WAIT_SLICE_SECONDS = 0.5
+# Input thumbnails are made on a small pool of their own, at the same time as the provider call; a job
+# whose outcome is ready waits at most this long for its thumbnail before it is finalized without one
+# (a burst of photos must never hold the booths' answers back for previews).
+THUMBNAIL_THREADS = 2
+THUMBNAIL_WAIT_SECONDS = 2.0
+_thumbnail_executor: ThreadPoolExecutor | None = None
+
+
+def _thumbnailer() -> ThreadPoolExecutor:
+    global _thumbnail_executor
+    if _thumbnail_executor is None:
+        _thumbnail_executor = ThreadPoolExecutor(
+            max_workers=THUMBNAIL_THREADS, thread_name_prefix="thumbnail"
+        )
+    return _thumbnail_executor
 
 
 class ProviderLatency:
@@ -264,21 +281,43 @@ class Worker:
 
     async def process(self, claimed: ClaimedJob) -> None:
         """Run one claimed job to its end: provider call, then finalize (or stop if cancelled)."""
+        # The input's preview for staff, made while the provider works (the photo is deleted at finalize).
+        input_thumbnail = self._input_thumbnail_start(claimed)
         try:
-            outcome = await self._run_provider(claimed)
-            if outcome.state == JobState.TIMEOUT:
-                await _wait_until(claimed.expires_at)
+            try:
+                outcome = await self._run_provider(claimed)
+                if outcome.state == JobState.TIMEOUT:
+                    await _wait_until(claimed.expires_at)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("job %s: internal error", claimed.id)
+                outcome = Outcome(
+                    state=JobState.FAILED,
+                    failure_reason=FailureReason.INTERNAL_ERROR,
+                    failure_message="Internal error while processing.",
+                )
+            outcome = dataclasses.replace(
+                outcome, input_thumbnail_path=await _thumbnail_ready(input_thumbnail, claimed.expires_at)
+            )
         except asyncio.CancelledError:
             logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
+            _thumbnail_discard(input_thumbnail)
             raise
-        except Exception:
-            logger.exception("job %s: internal error", claimed.id)
-            outcome = Outcome(
-                state=JobState.FAILED,
-                failure_reason=FailureReason.INTERNAL_ERROR,
-                failure_message="Internal error while processing.",
-            )
         await self._finalize(claimed, outcome)
+
+    def _input_thumbnail_start(self, claimed: ClaimedJob) -> asyncio.Future[str] | None:
+        if not claimed.input_path:
+            return None
+        return asyncio.get_running_loop().run_in_executor(
+            _thumbnailer(),
+            functools.partial(
+                thumbnails.thumbnail_store_from_file,
+                job_id=claimed.id,
+                kind=thumbnails.INPUT,
+                source_path=claimed.input_path,
+            ),
+        )
 
     async def _run_provider(self, claimed: ClaimedJob) -> Outcome:
         provider = get_provider(claimed.provider)
@@ -355,14 +394,17 @@ class Worker:
             # Written only after the deadline: if we did not win, the waiter or cleanup wrote the same.
             self.stats.timed_out += 1
         elif not won:
-            # Finalized elsewhere or claimed again since: our answer is not the job's.
-            if outcome.result is not None:
-                await asyncio.to_thread(storage.delete, outcome.result.path)
             self.stats.lost += 1
         elif outcome.state == JobState.SUCCEEDED:
             self.stats.succeeded += 1
         else:
             self.stats.failed += 1
+        if not won:
+            # Finalized elsewhere or claimed again since: our answer and previews are not the job's.
+            paths = [outcome.input_thumbnail_path]
+            if outcome.result is not None:
+                paths += [outcome.result.path, outcome.result.thumbnail_path]
+            await asyncio.to_thread(_delete_files, paths)
 
     # --- wake-ups ----------------------------------------------------------------------------------
 
@@ -438,8 +480,43 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
 
 
 def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
-    """Write the provider's image under MEDIA_ROOT/results (blocking: writes and hashes the file)."""
+    """Write the provider's image under MEDIA_ROOT/results and its thumbnail under MEDIA_ROOT/thumbnails
+    (blocking: writes and hashes the file, decodes the image). No thumbnail is no failure."""
     mime_type = sniff_image_type(image.data) or image.mime_type
     path = storage.result_path(job_id, mime_type)
     checksum = storage.write_new(path, image.data)
-    return StoredResult(path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum)
+    thumbnail = thumbnails.thumbnail_store_from_bytes(job_id=job_id, kind=thumbnails.RESULT, image=image.data)
+    return StoredResult(
+        path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum, thumbnail_path=thumbnail
+    )
+
+
+async def _thumbnail_ready(future: asyncio.Future[str] | None, deadline: datetime) -> str:
+    """The input thumbnail's path once made; "" (and the late file removed) if it takes too long."""
+    if future is None:
+        return ""
+    wait = min(THUMBNAIL_WAIT_SECONDS, max(remaining_seconds(deadline=deadline, now=timezone.now()), 0.0))
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), timeout=wait)
+    except TimeoutError:
+        logger.info("input thumbnail not ready in time; the job is finalized without it")
+        _thumbnail_discard(future)
+        return ""
+
+
+def _thumbnail_discard(future: asyncio.Future[str] | None) -> None:
+    """Remove the thumbnail ``future`` makes (now or once made): its job will not record it."""
+    if future is None:
+        return
+
+    def remove(done: asyncio.Future[str]) -> None:
+        if not done.cancelled() and done.exception() is None and done.result():
+            # On the thumbnail pool, never on the event loop.
+            asyncio.get_running_loop().run_in_executor(_thumbnailer(), storage.delete, done.result())
+
+    future.add_done_callback(remove)
+
+
+def _delete_files(paths: list[str]) -> None:
+    for path in paths:
+        storage.delete(path)

@@ -181,7 +181,7 @@ def test_claim_and_finalize_statements_reference_only_existing_columns():
                 "id": uuid.uuid4(), "id_text": "x", "state": "failed", "sources": ["processing"], "now": now,
                 "failure_reason": "", "failure_message": "", "provider_calls": 0, "has_result": False,
                 "result_path": "", "result_mime_type": "", "result_size_bytes": None, "result_sha256": "",
-                "details": "{}", "channel": "c", "created_channel": "c", "claimed_by": "w", "claim_count": 1,
+                "result_thumbnail_path": "", "input_thumbnail_path": "", "details": "{}", "channel": "c", "created_channel": "c", "claimed_by": "w", "claim_count": 1,
             },
         ),
     ]  # fmt: skip
