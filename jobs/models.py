@@ -12,8 +12,10 @@ from photochanger.errors import FailureReason
 
 
 class Job(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    slot = models.ForeignKey("slots.Slot", on_delete=models.PROTECT, related_name="jobs")
+    id = models.UUIDField(_("job id"), primary_key=True, default=uuid.uuid4, editable=False)
+    slot = models.ForeignKey(
+        "slots.Slot", verbose_name=_("slot"), on_delete=models.PROTECT, related_name="jobs"
+    )
     state = models.CharField(_("state"), max_length=16, choices=JobState.choices, default=JobState.PENDING)
 
     # Provider configuration snapshotted at ingest, so a slot edited mid-job does not change the job.
@@ -114,7 +116,7 @@ class Job(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} ({self.state})"
+        return f"{self.id} · {self.get_state_display()}"
 
     @property
     def is_final(self) -> bool:

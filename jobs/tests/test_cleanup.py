@@ -113,10 +113,14 @@ def test_cleanup_deletes_input_thumbnails_of_final_jobs_once_the_result_retentio
     retention = timedelta(hours=studio_settings_get().result_retention_hours)
     now = timezone.now()
     old_failure = make_job(
-        state="failed", finalized_at=now - retention - timedelta(minutes=1), input_thumbnail_path="thumbnails/a.jpg"
+        state="failed",
+        finalized_at=now - retention - timedelta(minutes=1),
+        input_thumbnail_path="thumbnails/a.jpg",
     )
     recent_failure = make_job(
-        state="failed", finalized_at=now - retention + timedelta(hours=1), input_thumbnail_path="thumbnails/b.jpg"
+        state="failed",
+        finalized_at=now - retention + timedelta(hours=1),
+        input_thumbnail_path="thumbnails/b.jpg",
     )
     old_success = make_job(
         state="succeeded",

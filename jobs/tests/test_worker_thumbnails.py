@@ -70,7 +70,7 @@ def test_a_finished_job_records_small_jpeg_previews_of_its_input_and_its_result(
         image = Image.open(io.BytesIO((queue / path).read_bytes()))
         assert (image.format, image.size) == ("JPEG", (320, 240))
     result = Image.open(queue / row.result_thumbnail_path).convert("RGB")
-    red, green, blue = result.getpixel((100, 100))
+    red, green, blue = result.getpixel((100, 100))  # type: ignore[misc]
     assert abs(red - green) <= 3 and abs(green - blue) <= 3, "the result preview is the grayscale result"
     assert len(thumbnail_files(queue)) == 2
     assert not (queue / "inputs").exists() or not any((queue / "inputs").iterdir()), "the input was deleted"
@@ -136,7 +136,11 @@ def test_a_second_finalize_of_a_job_keeps_the_previews_recorded_by_the_first(que
     late = services.Outcome(
         state=JobState.SUCCEEDED,
         result=services.StoredResult(
-            path="results/other.jpg", mime_type="image/jpeg", size_bytes=1, sha256="x", thumbnail_path="thumbnails/other.jpg"
+            path="results/other.jpg",
+            mime_type="image/jpeg",
+            size_bytes=1,
+            sha256="x",
+            thumbnail_path="thumbnails/other.jpg",
         ),
         input_thumbnail_path="thumbnails/other-input.jpg",
     )

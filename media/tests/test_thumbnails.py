@@ -48,8 +48,8 @@ def test_a_transparent_png_is_shown_on_white():
 
     assert data is not None
     image = decoded(data).convert("RGB")
-    assert image.getpixel((32, 32)) >= (245, 245, 245), "the transparent middle is white"
-    red, green, blue = image.getpixel((2, 2))
+    assert min(image.getpixel((32, 32))) >= 245, "the transparent middle is white"  # type: ignore[arg-type]
+    red, green, blue = image.getpixel((2, 2))  # type: ignore[misc]
     assert red > 200 and green < 60 and blue < 60, "the opaque border keeps its colour"
 
 
@@ -57,5 +57,8 @@ def test_an_undecodable_image_gives_no_thumbnail_and_leaves_no_file(media_root):
     garbage = b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10
 
     assert thumbnails.thumbnail_store_from_bytes(job_id=uuid.uuid4(), kind="result", image=garbage) == ""
-    assert thumbnails.thumbnail_store_from_file(job_id=uuid.uuid4(), kind="input", source_path="inputs/none.jpg") == ""
+    assert (
+        thumbnails.thumbnail_store_from_file(job_id=uuid.uuid4(), kind="input", source_path="inputs/none.jpg")
+        == ""
+    )
     assert not (media_root / "thumbnails").exists() or not any((media_root / "thumbnails").iterdir())
