@@ -187,8 +187,10 @@ WITH job AS (
        AND EXISTS (SELECT 1 FROM {job} AS waiting
                     WHERE waiting.{job.state} = 'pending' AND waiting.{job.provider} = job.provider)
 ), released AS (
+    -- keep_input: the worker still makes the input's thumbnail; it releases the input itself afterwards
     UPDATE {media} SET {media.deleted_at} = %(now)s
      WHERE {media.job} IN (SELECT id FROM job) AND {media.deleted_at} IS NULL
+       AND NOT (%(keep_input)s AND {media.kind} = 'input')
  RETURNING {media.path} AS path, {media.owns_file} AS owns_file
 )
 SELECT 'job' AS kind, pg_notify(%(channel)s, %(id_text)s)::text AS value FROM job
@@ -211,15 +213,22 @@ _CLAIM_COUNT = column(Job, "claim_count")
 
 
 def job_finalize(
-    *, job_id: uuid.UUID, outcome: Outcome, claimed_by: str | None = None, claim_count: int | None = None
+    *,
+    job_id: uuid.UUID,
+    outcome: Outcome,
+    claimed_by: str | None = None,
+    claim_count: int | None = None,
+    keep_input: bool = False,
 ) -> bool:
     """Move a live job to its final state if nobody else has; True when this call won.
 
     ``succeeded`` only lands before ``expires_at`` (a late provider answer is ignored) and, when
     ``claimed_by``/``claim_count`` are given, only for that claim (not for an older claim of a job that
     was requeued and claimed again). ``timeout`` only lands once the
-    deadline has passed. On a win the input files are deleted, the outcome's thumbnails recorded and
-    waiters are notified; on a loss nothing changes (the caller removes the files it made).
+    deadline has passed. On a win the input files are deleted (unless ``keep_input``: the worker's input
+    thumbnail is still being made, and ``job_input_thumbnail_record`` releases the input afterwards; if the
+    worker dies first, cleanup does), the outcome's thumbnails recorded and waiters are notified; on a
+    loss nothing changes (the caller removes the files it made).
     """
     if outcome.state not in FINAL_STATES:
         raise ValueError(f"{outcome.state} is not a final state")
@@ -258,6 +267,7 @@ def job_finalize(
                 "details": json.dumps(outcome.extra),
                 "channel": CHANNEL_JOB_FINISHED,
                 "created_channel": CHANNEL_JOB_CREATED,
+                "keep_input": keep_input,
             },
         )
         rows = cursor.fetchall()
@@ -266,6 +276,55 @@ def job_finalize(
         if kind == "file":
             storage.delete(path)
     return won
+
+
+# After a finalize that kept the input for its thumbnail: record the thumbnail (only for the claim that
+# finalized the job, only once) and release the input, in one statement.
+_INPUT_THUMBNAIL_SQL = sql(
+    """
+WITH thumbnail AS (
+    UPDATE {job} SET {job.input_thumbnail_path} = %(path)s
+     WHERE {job.id} = %(id)s AND %(path)s <> '' AND {job.input_thumbnail_path} = ''
+       AND {job.state} = ANY(%(final)s) AND {job.claimed_by} = %(claimed_by)s
+       AND {job.claim_count} = %(claim_count)s
+ RETURNING {job.id}
+), released AS (
+    UPDATE {media} SET {media.deleted_at} = %(now)s
+     WHERE {media.job} = %(id)s AND {media.kind} = 'input' AND {media.deleted_at} IS NULL
+ RETURNING {media.path} AS path, {media.owns_file} AS owns_file
+)
+SELECT 'thumbnail', '' FROM thumbnail
+UNION ALL
+SELECT 'file', path FROM released WHERE owns_file
+""",
+    job=Job,
+    media=MediaObject,
+)
+
+
+def job_input_thumbnail_record(*, job_id: uuid.UUID, claimed_by: str, claim_count: int, path: str) -> bool:
+    """Record the input thumbnail made after the job's finalize (``keep_input``) and release its input.
+
+    Only the claim that finalized the job records it, and only if it has none; True when recorded (else
+    the caller removes the file). The input is deleted either way.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INPUT_THUMBNAIL_SQL,
+            {
+                "id": job_id,
+                "path": path,
+                "final": [str(state) for state in FINAL_STATES],
+                "claimed_by": claimed_by,
+                "claim_count": claim_count,
+                "now": timezone.now(),
+            },
+        )
+        rows = cursor.fetchall()
+    for kind, file_path in rows:
+        if kind == "file":
+            storage.delete(file_path)
+    return any(kind == "thumbnail" for kind, _value in rows)
 
 
 def job_set_provider_reference(*, job_id: uuid.UUID, reference: str) -> None:

@@ -58,15 +58,16 @@ CONNECTIONS_PER_CLIENT = 32
 API_KEY_CACHE_SECONDS = 5.0
 # A job that gave up before its deadline waits for it in slices this long (wall-clock time decides).
 DEADLINE_WAIT_SLICE_SECONDS = 0.5
-# Input thumbnails are made on a small pool of their own, at the same time as the provider call; a job
-# whose outcome is ready waits at most this long for its thumbnail before it is finalized without one
-# (a burst of photos must never hold the booths' answers back for previews).
+# Input thumbnails are made on a small pool of their own, at the same time as the provider call. The
+# booth's answer never waits for one: a thumbnail not made yet when the outcome is ready is recorded
+# right after the finalize, which leaves the input photo to the worker until then (at most this long).
 THUMBNAIL_THREADS = 2
-THUMBNAIL_WAIT_SECONDS = 2.0
+LATE_THUMBNAIL_WAIT_SECONDS = 30.0
 _thumbnail_executor: ThreadPoolExecutor | None = None
 
 
-def _thumbnailer() -> ThreadPoolExecutor:
+def thumbnail_executor() -> ThreadPoolExecutor:
+    """The worker's pool for input thumbnails (created on first use)."""
     global _thumbnail_executor
     if _thumbnail_executor is None:
         _thumbnail_executor = ThreadPoolExecutor(
@@ -284,33 +285,31 @@ class Worker:
         # The input's preview for staff, made while the provider works (the photo is deleted at finalize).
         input_thumbnail = self._input_thumbnail_start(claimed)
         try:
-            try:
-                outcome = await self._run_provider(claimed)
-                if outcome.state == JobState.TIMEOUT:
-                    await _wait_until(claimed.expires_at)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("job %s: internal error", claimed.id)
-                outcome = Outcome(
-                    state=JobState.FAILED,
-                    failure_reason=FailureReason.INTERNAL_ERROR,
-                    failure_message="Internal error while processing.",
-                )
-            outcome = dataclasses.replace(
-                outcome, input_thumbnail_path=await _thumbnail_ready(input_thumbnail, claimed.expires_at)
-            )
+            outcome = await self._run_provider(claimed)
+            if outcome.state == JobState.TIMEOUT:
+                await _wait_until(claimed.expires_at)
         except asyncio.CancelledError:
             logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
             _thumbnail_discard(input_thumbnail)
             raise
-        await self._finalize(claimed, outcome)
+        except Exception:
+            logger.exception("job %s: internal error", claimed.id)
+            outcome = Outcome(
+                state=JobState.FAILED,
+                failure_reason=FailureReason.INTERNAL_ERROR,
+                failure_message="Internal error while processing.",
+            )
+        if input_thumbnail is not None and input_thumbnail.done():
+            # Made while the provider worked (the usual case): the finalize records it.
+            outcome = dataclasses.replace(outcome, input_thumbnail_path=_thumbnail_made(input_thumbnail))
+            input_thumbnail = None
+        await self._finalize(claimed, outcome, late_input_thumbnail=input_thumbnail)
 
     def _input_thumbnail_start(self, claimed: ClaimedJob) -> asyncio.Future[str] | None:
         if not claimed.input_path:
             return None
         return asyncio.get_running_loop().run_in_executor(
-            _thumbnailer(),
+            thumbnail_executor(),
             functools.partial(
                 thumbnails.thumbnail_store_from_file,
                 job_id=claimed.id,
@@ -378,7 +377,10 @@ class Worker:
             self._api_keys[provider] = cached
         return cached[1]
 
-    async def _finalize(self, claimed: ClaimedJob, outcome: Outcome) -> None:
+    async def _finalize(
+        self, claimed: ClaimedJob, outcome: Outcome, late_input_thumbnail: asyncio.Future[str] | None = None
+    ) -> None:
+        # Never cancelled by housekeeping from here, also while a late input thumbnail is recorded.
         self._finalizing.add(claimed.id)
         try:
             won = await db_call(
@@ -387,24 +389,49 @@ class Worker:
                 outcome=outcome,
                 claimed_by=self.name,
                 claim_count=claimed.claim_count,
+                keep_input=late_input_thumbnail is not None,
             )
+            if outcome.state == JobState.TIMEOUT:
+                # Written only after the deadline: if we did not win, the waiter or cleanup wrote the same.
+                self.stats.timed_out += 1
+            elif not won:
+                self.stats.lost += 1
+            elif outcome.state == JobState.SUCCEEDED:
+                self.stats.succeeded += 1
+            else:
+                self.stats.failed += 1
+            if not won:
+                # Finalized elsewhere or claimed again since: our answer and previews are not the job's.
+                _thumbnail_discard(late_input_thumbnail)
+                paths = [outcome.input_thumbnail_path]
+                if outcome.result is not None:
+                    paths += [outcome.result.path, outcome.result.thumbnail_path]
+                await asyncio.to_thread(_delete_files, paths)
+            elif late_input_thumbnail is not None:
+                await self._record_late_input_thumbnail(claimed, late_input_thumbnail)
         finally:
             self._finalizing.discard(claimed.id)
-        if outcome.state == JobState.TIMEOUT:
-            # Written only after the deadline: if we did not win, the waiter or cleanup wrote the same.
-            self.stats.timed_out += 1
-        elif not won:
-            self.stats.lost += 1
-        elif outcome.state == JobState.SUCCEEDED:
-            self.stats.succeeded += 1
-        else:
-            self.stats.failed += 1
-        if not won:
-            # Finalized elsewhere or claimed again since: our answer and previews are not the job's.
-            paths = [outcome.input_thumbnail_path]
-            if outcome.result is not None:
-                paths += [outcome.result.path, outcome.result.thumbnail_path]
-            await asyncio.to_thread(_delete_files, paths)
+
+    async def _record_late_input_thumbnail(self, claimed: ClaimedJob, future: asyncio.Future[str]) -> None:
+        """After a finalize that kept the input: wait for its thumbnail, record it, release the input."""
+        try:
+            path = await asyncio.wait_for(asyncio.shield(future), timeout=LATE_THUMBNAIL_WAIT_SECONDS)
+        except TimeoutError:
+            logger.info("job %s: input thumbnail not made in time; the job keeps none", claimed.id)
+            _thumbnail_discard(future)
+            path = ""
+        except asyncio.CancelledError:
+            _thumbnail_discard(future)  # the input is left to cleanup (its job is final)
+            raise
+        recorded = await db_call(
+            services.job_input_thumbnail_record,
+            job_id=claimed.id,
+            claimed_by=self.name,
+            claim_count=claimed.claim_count,
+            path=path,
+        )
+        if path and not recorded:
+            await asyncio.to_thread(storage.delete, path)
 
     # --- wake-ups ----------------------------------------------------------------------------------
 
@@ -491,17 +518,11 @@ def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
     )
 
 
-async def _thumbnail_ready(future: asyncio.Future[str] | None, deadline: datetime) -> str:
-    """The input thumbnail's path once made; "" (and the late file removed) if it takes too long."""
-    if future is None:
+def _thumbnail_made(future: asyncio.Future[str]) -> str:
+    """The path a finished thumbnail future made ("" when none could be made)."""
+    if future.cancelled() or future.exception() is not None:
         return ""
-    wait = min(THUMBNAIL_WAIT_SECONDS, max(remaining_seconds(deadline=deadline, now=timezone.now()), 0.0))
-    try:
-        return await asyncio.wait_for(asyncio.shield(future), timeout=wait)
-    except TimeoutError:
-        logger.info("input thumbnail not ready in time; the job is finalized without it")
-        _thumbnail_discard(future)
-        return ""
+    return future.result()
 
 
 def _thumbnail_discard(future: asyncio.Future[str] | None) -> None:
@@ -510,9 +531,9 @@ def _thumbnail_discard(future: asyncio.Future[str] | None) -> None:
         return
 
     def remove(done: asyncio.Future[str]) -> None:
-        if not done.cancelled() and done.exception() is None and done.result():
+        if path := _thumbnail_made(done):
             # On the thumbnail pool, never on the event loop.
-            asyncio.get_running_loop().run_in_executor(_thumbnailer(), storage.delete, done.result())
+            asyncio.get_running_loop().run_in_executor(thumbnail_executor(), storage.delete, path)
 
     future.add_done_callback(remove)
 

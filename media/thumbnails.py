@@ -36,9 +36,12 @@ def thumbnail_jpeg(source: BinaryIO) -> bytes | None:
             # Pillow only warns between its pixel limit and twice that; refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as opened:
-                if opened.format == "JPEG":
-                    # Decode at the smallest scale (1/2 … 1/8) still at least this big: most of the saving.
-                    opened.draft("RGB", (THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE))
+                width, height = opened.size
+                scale = THUMBNAIL_MAX_SIDE / max(width, height, 1)
+                if opened.format == "JPEG" and scale < 1:
+                    # Decode at the smallest scale (1/2 … 1/8) still at least the thumbnail's size: a
+                    # 20-megapixel photo decodes at 1/8, most of the saving.
+                    opened.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
                 image = ImageOps.exif_transpose(opened)
                 image.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), Image.Resampling.LANCZOS)
                 image = _on_white(image)

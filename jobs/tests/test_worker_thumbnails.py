@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,7 +20,8 @@ from jobs.models import Job
 from jobs.states import JobState
 from jobs.tests.booth import make_jpeg
 from jobs.tests.queue import make_pending_job
-from jobs.worker import Worker
+from jobs.worker import THUMBNAIL_THREADS, Worker, thumbnail_executor
+from media.models import MediaObject
 from photochanger.db import db_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,6 +51,16 @@ def thumbnail_files(media_root: Path) -> list[Path]:
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
+async def eventually_async(
+    read: Callable[[], Any], predicate: Callable[[Any], bool], timeout: float = 10.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate(await read()):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -74,6 +86,40 @@ def test_a_finished_job_records_small_jpeg_previews_of_its_input_and_its_result(
     assert abs(red - green) <= 3 and abs(green - blue) <= 3, "the result preview is the grayscale result"
     assert len(thumbnail_files(queue)) == 2
     assert not (queue / "inputs").exists() or not any((queue / "inputs").iterdir()), "the input was deleted"
+
+
+def test_the_answer_never_waits_for_the_input_thumbnail_which_is_recorded_once_made(queue):
+    # Both thumbnail threads are busy: the provider's answer is ready before the input's thumbnail.
+    gate = threading.Event()
+    busy = [thumbnail_executor().submit(gate.wait) for _ in range(THUMBNAIL_THREADS)]
+    job = make_pending_job(provider="local", operation="sepia", settings={})
+    worker = Worker(concurrency=4, lease=LEASE)
+    seen: dict[str, Any] = {}
+
+    def state() -> tuple[str, str]:
+        return Job.objects.filter(id=job.id).values_list("state", "input_thumbnail_path").get()
+
+    async def finalized_then_thumbnail_made() -> None:
+        await eventually_async(lambda: db_call(state), lambda row: row[0] == "succeeded")
+        seen["at_finalize"] = await db_call(state)
+        seen["input_kept"] = sorted(path.name for path in (queue / "inputs").iterdir())
+        gate.set()
+
+    try:
+        run_worker_until_drained(worker, finalized_then_thumbnail_made)
+    finally:
+        gate.set()
+        for future in busy:
+            future.result(timeout=5)
+
+    assert seen["at_finalize"] == ("succeeded", ""), "finalized (the booth answered) without waiting"
+    assert len(seen["input_kept"]) == 1, "the photo was kept for its thumbnail"
+    row = Job.objects.get(id=job.id)
+    assert row.input_thumbnail_path.startswith(f"thumbnails/{job.id}-input-")
+    assert (queue / row.input_thumbnail_path).exists()
+    assert len(thumbnail_files(queue)) == 2, "one input and one result thumbnail, nothing else"
+    assert list((queue / "inputs").iterdir()) == [], "then the photo was deleted"
+    assert not MediaObject.objects.filter(job_id=job.id, deleted_at__isnull=True).exists()
 
 
 def test_a_photo_that_cannot_be_previewed_still_gets_its_result(queue, fake_gemini):
