@@ -94,6 +94,7 @@ def test_staff_who_may_not_change_slots_cannot_run_a_test(client, grayscale_slot
 
     assert client.get(form_url()).status_code == 403
     assert client.post(form_url(), {"photo": photo()}).status_code == 403
+    assert client.get(status_url(uuid.uuid4())).status_code == 403
     assert not Job.objects.exists()
 
 
