@@ -1,4 +1,4 @@
-"""Cleanup run by cron: overdue jobs, leftover inputs and links, expired results.
+"""Cleanup run by cron: overdue jobs, leftover inputs and links, expired results and thumbnails.
 
 Every step is a conditional update or an idempotent delete, so two runs at once are harmless; the
 command still takes an advisory lock so overlapping cron runs do not duplicate work.
@@ -7,10 +7,10 @@ command still takes an advisory lock so overlapping cron runs do not duplicate w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from jobs.models import Job
@@ -18,6 +18,7 @@ from jobs.services import jobs_recover_stale
 from jobs.states import FINAL_STATES, LIVE_STATES
 from media import storage
 from media.models import MediaObject
+from slots.services import studio_settings_get
 
 ADVISORY_LOCK_KEY = 0x50484F544F  # "PHOTO"
 
@@ -29,6 +30,7 @@ class CleanupReport:
     media_files_removed: int = 0
     media_rows_expired: int = 0
     results_removed: int = 0
+    thumbnails_removed: int = 0
     skipped_locked: bool = False
 
     def summary(self) -> str:
@@ -37,7 +39,7 @@ class CleanupReport:
         return (
             f"cleanup: jobs requeued={self.requeued_jobs} timed_out={self.timed_out_jobs}; "
             f"media expired={self.media_rows_expired} files_removed={self.media_files_removed}; "
-            f"results removed={self.results_removed}"
+            f"results removed={self.results_removed}; thumbnails removed={self.thumbnails_removed}"
         )
 
 
@@ -56,6 +58,10 @@ def cleanup_run(*, dry_run: bool = False) -> CleanupReport:
             ).count()
             report.media_rows_expired = _expired_media(now).count()
             report.results_removed = _expired_results(now).count()
+            report.thumbnails_removed = (
+                _expired_results(now).exclude(result_thumbnail_path="").count()
+                + _expired_input_thumbnails(now).count()
+            )
             return report
         for media_id, path, owns_file in _expired_media(now).values_list("id", "path", "owns_file"):
             if MediaObject.objects.filter(id=media_id, deleted_at__isnull=True).update(deleted_at=now):
@@ -64,10 +70,20 @@ def cleanup_run(*, dry_run: bool = False) -> CleanupReport:
                     report.media_files_removed += 1
         # After the media pass, so inputs of overdue jobs are counted above, not removed silently here.
         report.requeued_jobs, report.timed_out_jobs = jobs_recover_stale(batch=10_000)
-        for job_id, path in _expired_results(now).values_list("id", "result_path"):
-            if Job.objects.filter(id=job_id, result_deleted_at__isnull=True).update(result_deleted_at=now):
+        expired = _expired_results(now).values_list("id", "result_path", "result_thumbnail_path")
+        for job_id, path, thumbnail_path in expired:
+            # The result's thumbnail goes with it: the gallery then shows the result as expired.
+            if Job.objects.filter(id=job_id, result_deleted_at__isnull=True).update(
+                result_deleted_at=now, result_thumbnail_path=""
+            ):
                 storage.delete(path)
                 report.results_removed += 1
+                if storage.delete(thumbnail_path):
+                    report.thumbnails_removed += 1
+        for job_id, path in _expired_input_thumbnails(now).values_list("id", "input_thumbnail_path"):
+            if Job.objects.filter(id=job_id, input_thumbnail_path=path).update(input_thumbnail_path=""):
+                if storage.delete(path):
+                    report.thumbnails_removed += 1
         return report
     finally:
         with connection.cursor() as cursor:
@@ -76,8 +92,6 @@ def cleanup_run(*, dry_run: bool = False) -> CleanupReport:
 
 def _expired_media(now: datetime) -> QuerySet[MediaObject]:
     # Inputs and links of final jobs, and anything past its expiry (served by media_live_expiry_idx).
-    from django.db.models import Q
-
     return MediaObject.objects.filter(deleted_at__isnull=True).filter(
         Q(expires_at__lte=now) | Q(job__state__in=list(FINAL_STATES))
     )
@@ -87,4 +101,13 @@ def _expired_results(now: datetime) -> QuerySet[Job]:
     # served by job_result_expiry_idx
     return Job.objects.filter(result_deleted_at__isnull=True, result_expires_at__lte=now).exclude(
         result_path=""
+    )
+
+
+def _expired_input_thumbnails(now: datetime) -> QuerySet[Job]:
+    """Final jobs whose input thumbnail has outlived the result retention (counted from finalization)."""
+    retention = timedelta(hours=studio_settings_get().result_retention_hours)
+    # served by job_input_thumbnail_idx
+    return Job.objects.exclude(input_thumbnail_path="").filter(
+        state__in=list(FINAL_STATES), finalized_at__lte=now - retention
     )

@@ -202,7 +202,7 @@ def _receive_photo(
 
 def _store_photo(booth: BoothRequest, slot: SlotContext, job_id: uuid.UUID) -> StoredPhoto:
     """Check the photo's size, type and pixels, then copy it to the media store (CPU thread)."""
-    photo = _photo_check(booth.upload, slot.size_limit_mb)
+    photo = photo_check(booth.upload, slot.size_limit_mb)
     path = storage.input_path(job_id, photo.mime_type)
     return StoredPhoto(
         path=path, size_bytes=storage.write_new_from(path, booth.upload), mime_type=photo.mime_type
@@ -342,8 +342,11 @@ class CheckedPhoto:
     height: int | None
 
 
-def _photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
-    """Size, type (by bytes) and pixel count of the photo, from its header alone (CPU thread)."""
+def photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
+    """Size, type (by bytes) and pixel count of the photo, from its header alone (CPU thread).
+
+    Raises the catalogue's ``ServiceError`` (413, 415). Also used by staff test runs (``jobs.slot_test_runs``).
+    """
     limit = min(size_limit_mb * 1024 * 1024, settings.INGEST_ABSOLUTE_MAX_BYTES)
     if upload.size is None or upload.size > limit:
         raise ServiceError(

@@ -12,8 +12,10 @@ from photochanger.errors import FailureReason
 
 
 class Job(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    slot = models.ForeignKey("slots.Slot", on_delete=models.PROTECT, related_name="jobs")
+    id = models.UUIDField(_("job id"), primary_key=True, default=uuid.uuid4, editable=False)
+    slot = models.ForeignKey(
+        "slots.Slot", verbose_name=_("slot"), on_delete=models.PROTECT, related_name="jobs"
+    )
     state = models.CharField(_("state"), max_length=16, choices=JobState.choices, default=JobState.PENDING)
 
     # Provider configuration snapshotted at ingest, so a slot edited mid-job does not change the job.
@@ -48,6 +50,17 @@ class Job(models.Model):
     result_sha256 = models.CharField(_("result SHA-256"), max_length=64, blank=True)
     result_expires_at = models.DateTimeField(_("result expires at"), null=True, blank=True)
     result_deleted_at = models.DateTimeField(_("result deleted at"), null=True, blank=True)
+
+    # Small JPEG previews for staff (media.thumbnails, under MEDIA_ROOT/thumbnails), made once by the
+    # worker and recorded by the finalize that wins; removed by cleanup with the result, and the input's
+    # once the result retention has passed. "" when none (not made, undecodable, or already removed).
+    # db_default: the hot path's INSERT (jobs.services.job_create) does not have to name them.
+    input_thumbnail_path = models.CharField(
+        _("input thumbnail"), max_length=255, blank=True, default="", db_default=""
+    )
+    result_thumbnail_path = models.CharField(
+        _("result thumbnail"), max_length=255, blank=True, default="", db_default=""
+    )
 
     # Everything the booth sent besides the file and the password (hash, time, survey answers…).
     request_metadata = models.JSONField(_("request metadata"), default=dict, blank=True)
@@ -92,6 +105,13 @@ class Job(models.Model):
                 name="job_created_report_idx",
                 condition=models.Q(is_test=False),
             ),
+            # Input thumbnail cleanup: jobs.cleanup.cleanup_run (_expired_input_thumbnails) — final jobs
+            # still holding an input thumbnail, by finalization time.
+            models.Index(
+                fields=["finalized_at"],
+                name="job_input_thumbnail_idx",
+                condition=~models.Q(input_thumbnail_path=""),
+            ),
             # Slot gallery: recent jobs of a slot.
             models.Index(fields=["slot", "-created_at"], name="job_slot_recent_idx"),
         ]
@@ -102,7 +122,7 @@ class Job(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} ({self.state})"
+        return f"{self.id} · {self.get_state_display()}"
 
     @property
     def is_final(self) -> bool:

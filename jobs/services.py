@@ -53,6 +53,8 @@ class NewJobInput:
     input_mime_type: str
     request_metadata: dict[str, Any]
     client_ip: str | None
+    # A staff test run from the admin (jobs.test_runs): kept out of the booth statistics.
+    is_test: bool = False
 
 
 # One statement, so one round trip: the job, its input media row, the log entry and the wake-up for
@@ -65,10 +67,10 @@ WITH job AS (
                        {job.provider_settings}, {job.templates}, {job.provider_job_reference},
                        {job.created_at}, {job.expires_at}, {job.claimed_by}, {job.claim_count},
                        {job.provider_calls}, {job.failure_reason}, {job.failure_message}, {job.result_path},
-                       {job.result_mime_type}, {job.result_sha256}, {job.request_metadata})
+                       {job.result_mime_type}, {job.result_sha256}, {job.request_metadata}, {job.is_test})
     VALUES (%(id)s, %(slot_id)s, 'pending', %(provider)s, %(operation)s, %(settings)s::jsonb,
             %(templates)s::jsonb, '', %(created_at)s, %(expires_at)s, '', 0, 0, '', '', '', '', '',
-            %(metadata)s::jsonb)
+            %(metadata)s::jsonb, %(is_test)s)
     RETURNING {job.id} AS id
 ), media AS (
     INSERT INTO {media} ({media.id}, {media.job}, {media.kind}, {media.path}, {media.owns_file},
@@ -116,6 +118,7 @@ def job_create(*, new: NewJobInput) -> datetime:
                 "expires_at": expires_at,
                 "now": timezone.now(),
                 "metadata": json.dumps(new.request_metadata),
+                "is_test": new.is_test,
                 "media_id": new_media_id(),
                 "path": new.input_path,
                 "mime_type": new.input_mime_type,
@@ -134,6 +137,7 @@ class StoredResult:
     mime_type: str
     size_bytes: int
     sha256: str
+    thumbnail_path: str = ""  # its staff preview (media.thumbnails), "" when none could be made
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,8 @@ class Outcome:
     failure_message: str = ""
     result: StoredResult | None = None
     provider_calls: int = 0
+    # The input photo's staff preview, made by the worker after its claim (the photo is deleted here).
+    input_thumbnail_path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -159,6 +165,8 @@ WITH job AS (
            {job.provider_calls} = {job.provider_calls} + %(provider_calls)s,
            {job.result_path} = %(result_path)s, {job.result_mime_type} = %(result_mime_type)s,
            {job.result_size_bytes} = %(result_size_bytes)s, {job.result_sha256} = %(result_sha256)s,
+           {job.result_thumbnail_path} = %(result_thumbnail_path)s,
+           {job.input_thumbnail_path} = %(input_thumbnail_path)s,
            {job.result_expires_at} = CASE WHEN %(has_result)s
                THEN %(now)s + make_interval(hours => (
                    SELECT {studio.result_retention_hours} FROM {studio} WHERE {studio.id} = 1))
@@ -204,8 +212,10 @@ WITH job AS (
        AND EXISTS (SELECT 1 FROM {job} AS waiting
                     WHERE waiting.{job.state} = 'pending' AND waiting.{job.provider} = job.provider)
 ), released AS (
+    -- keep_input: the worker still makes the input's thumbnail; it releases the input itself afterwards
     UPDATE {media} SET {media.deleted_at} = %(now)s
      WHERE {media.job} IN (SELECT id FROM job) AND {media.deleted_at} IS NULL
+       AND NOT (%(keep_input)s AND {media.kind} = 'input')
  RETURNING {media.path} AS path, {media.owns_file} AS owns_file
 )
 SELECT 'job' AS kind, pg_notify(%(channel)s, %(id_text)s)::text AS value FROM job
@@ -229,14 +239,22 @@ _CLAIM_COUNT = column(Job, "claim_count")
 
 
 def job_finalize(
-    *, job_id: uuid.UUID, outcome: Outcome, claimed_by: str | None = None, claim_count: int | None = None
+    *,
+    job_id: uuid.UUID,
+    outcome: Outcome,
+    claimed_by: str | None = None,
+    claim_count: int | None = None,
+    keep_input: bool = False,
 ) -> bool:
     """Move a live job to its final state if nobody else has; True when this call won.
 
     ``succeeded`` only lands before ``expires_at`` (a late provider answer is ignored) and, when
     ``claimed_by``/``claim_count`` are given, only for that claim (not for an older claim of a job that
     was requeued and claimed again). ``timeout`` only lands once the
-    deadline has passed. On a win the input files are deleted and waiters are notified.
+    deadline has passed. On a win the input files are deleted (unless ``keep_input``: the worker's input
+    thumbnail is still being made, and ``job_input_thumbnail_record`` releases the input afterwards; if the
+    worker dies first, cleanup does), the outcome's thumbnails recorded and waiters are notified; on a
+    loss nothing changes (the caller removes the files it made).
     """
     if outcome.state not in FINAL_STATES:
         raise ValueError(f"{outcome.state} is not a final state")
@@ -270,10 +288,13 @@ def job_finalize(
                 "result_mime_type": result.mime_type if result else "",
                 "result_size_bytes": result.size_bytes if result else None,
                 "result_sha256": result.sha256 if result else "",
+                "result_thumbnail_path": result.thumbnail_path if result else "",
+                "input_thumbnail_path": outcome.input_thumbnail_path,
                 "details": json.dumps(outcome.extra),
                 "buckets": list(DURATION_BUCKETS),
                 "channel": CHANNEL_JOB_FINISHED,
                 "created_channel": CHANNEL_JOB_CREATED,
+                "keep_input": keep_input,
             },
         )
         rows = cursor.fetchall()
@@ -282,6 +303,55 @@ def job_finalize(
         if kind == "file":
             storage.delete(path)
     return won
+
+
+# After a finalize that kept the input for its thumbnail: record the thumbnail (only for the claim that
+# finalized the job, only once) and release the input, in one statement.
+_INPUT_THUMBNAIL_SQL = sql(
+    """
+WITH thumbnail AS (
+    UPDATE {job} SET {job.input_thumbnail_path} = %(path)s
+     WHERE {job.id} = %(id)s AND %(path)s <> '' AND {job.input_thumbnail_path} = ''
+       AND {job.state} = ANY(%(final)s) AND {job.claimed_by} = %(claimed_by)s
+       AND {job.claim_count} = %(claim_count)s
+ RETURNING {job.id}
+), released AS (
+    UPDATE {media} SET {media.deleted_at} = %(now)s
+     WHERE {media.job} = %(id)s AND {media.kind} = 'input' AND {media.deleted_at} IS NULL
+ RETURNING {media.path} AS path, {media.owns_file} AS owns_file
+)
+SELECT 'thumbnail', '' FROM thumbnail
+UNION ALL
+SELECT 'file', path FROM released WHERE owns_file
+""",
+    job=Job,
+    media=MediaObject,
+)
+
+
+def job_input_thumbnail_record(*, job_id: uuid.UUID, claimed_by: str, claim_count: int, path: str) -> bool:
+    """Record the input thumbnail made after the job's finalize (``keep_input``) and release its input.
+
+    Only the claim that finalized the job records it, and only if it has none; True when recorded (else
+    the caller removes the file). The input is deleted either way.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INPUT_THUMBNAIL_SQL,
+            {
+                "id": job_id,
+                "path": path,
+                "final": [str(state) for state in FINAL_STATES],
+                "claimed_by": claimed_by,
+                "claim_count": claim_count,
+                "now": timezone.now(),
+            },
+        )
+        rows = cursor.fetchall()
+    for kind, file_path in rows:
+        if kind == "file":
+            storage.delete(file_path)
+    return any(kind == "thumbnail" for kind, _value in rows)
 
 
 def job_set_provider_reference(*, job_id: uuid.UUID, reference: str) -> None:

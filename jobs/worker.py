@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -21,6 +22,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,7 +34,7 @@ from jobs import services
 from jobs.heartbeats import worker_heartbeat_beat, worker_heartbeat_stop
 from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
-from media import storage
+from media import storage, thumbnails
 from media.images import sniff_image_type
 from media.services import public_link_create
 from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
@@ -59,6 +61,22 @@ API_KEY_CACHE_SECONDS = 5.0
 DEADLINE_WAIT_SLICE_SECONDS = 0.5
 # How often a worker records that it is alive (jobs.heartbeats; /readyz wants one within 30 s).
 HEARTBEAT_SECONDS = 5.0
+# Input thumbnails are made on a small pool of their own, at the same time as the provider call. The
+# booth's answer never waits for one: a thumbnail not made yet when the outcome is ready is recorded
+# right after the finalize, which leaves the input photo to the worker until then (at most this long).
+THUMBNAIL_THREADS = 2
+LATE_THUMBNAIL_WAIT_SECONDS = 30.0
+_thumbnail_executor: ThreadPoolExecutor | None = None
+
+
+def thumbnail_executor() -> ThreadPoolExecutor:
+    """The worker's pool for input thumbnails (created on first use)."""
+    global _thumbnail_executor
+    if _thumbnail_executor is None:
+        _thumbnail_executor = ThreadPoolExecutor(
+            max_workers=THUMBNAIL_THREADS, thread_name_prefix="thumbnail"
+        )
+    return _thumbnail_executor
 
 
 class ProviderLatency:
@@ -279,12 +297,15 @@ class Worker:
 
     async def process(self, claimed: ClaimedJob) -> None:
         """Run one claimed job to its end: provider call, then finalize (or stop if cancelled)."""
+        # The input's preview for staff, made while the provider works (the photo is deleted at finalize).
+        input_thumbnail = self._input_thumbnail_start(claimed)
         try:
             outcome = await self._run_provider(claimed)
             if outcome.state == JobState.TIMEOUT:
                 await _wait_until(claimed.expires_at)
         except asyncio.CancelledError:
             logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
+            _thumbnail_discard(input_thumbnail)
             raise
         except Exception:
             logger.exception("job %s: internal error", claimed.id)
@@ -293,7 +314,24 @@ class Worker:
                 failure_reason=FailureReason.INTERNAL_ERROR,
                 failure_message="Internal error while processing.",
             )
-        await self._finalize(claimed, outcome)
+        if input_thumbnail is not None and input_thumbnail.done():
+            # Made while the provider worked (the usual case): the finalize records it.
+            outcome = dataclasses.replace(outcome, input_thumbnail_path=_thumbnail_made(input_thumbnail))
+            input_thumbnail = None
+        await self._finalize(claimed, outcome, late_input_thumbnail=input_thumbnail)
+
+    def _input_thumbnail_start(self, claimed: ClaimedJob) -> asyncio.Future[str] | None:
+        if not claimed.input_path:
+            return None
+        return asyncio.get_running_loop().run_in_executor(
+            thumbnail_executor(),
+            functools.partial(
+                thumbnails.thumbnail_store_from_file,
+                job_id=claimed.id,
+                kind=thumbnails.INPUT,
+                source_path=claimed.input_path,
+            ),
+        )
 
     async def _run_provider(self, claimed: ClaimedJob) -> Outcome:
         provider = get_provider(claimed.provider)
@@ -354,7 +392,10 @@ class Worker:
             self._api_keys[provider] = cached
         return cached[1]
 
-    async def _finalize(self, claimed: ClaimedJob, outcome: Outcome) -> None:
+    async def _finalize(
+        self, claimed: ClaimedJob, outcome: Outcome, late_input_thumbnail: asyncio.Future[str] | None = None
+    ) -> None:
+        # Never cancelled by housekeeping from here, also while a late input thumbnail is recorded.
         self._finalizing.add(claimed.id)
         try:
             won = await db_call(
@@ -363,21 +404,49 @@ class Worker:
                 outcome=outcome,
                 claimed_by=self.name,
                 claim_count=claimed.claim_count,
+                keep_input=late_input_thumbnail is not None,
             )
+            if outcome.state == JobState.TIMEOUT:
+                # Written only after the deadline: if we did not win, the waiter or cleanup wrote the same.
+                self.stats.timed_out += 1
+            elif not won:
+                self.stats.lost += 1
+            elif outcome.state == JobState.SUCCEEDED:
+                self.stats.succeeded += 1
+            else:
+                self.stats.failed += 1
+            if not won:
+                # Finalized elsewhere or claimed again since: our answer and previews are not the job's.
+                _thumbnail_discard(late_input_thumbnail)
+                paths = [outcome.input_thumbnail_path]
+                if outcome.result is not None:
+                    paths += [outcome.result.path, outcome.result.thumbnail_path]
+                await asyncio.to_thread(_delete_files, paths)
+            elif late_input_thumbnail is not None:
+                await self._record_late_input_thumbnail(claimed, late_input_thumbnail)
         finally:
             self._finalizing.discard(claimed.id)
-        if outcome.state == JobState.TIMEOUT:
-            # Written only after the deadline: if we did not win, the waiter or cleanup wrote the same.
-            self.stats.timed_out += 1
-        elif not won:
-            # Finalized elsewhere or claimed again since: our answer is not the job's.
-            if outcome.result is not None:
-                await asyncio.to_thread(storage.delete, outcome.result.path)
-            self.stats.lost += 1
-        elif outcome.state == JobState.SUCCEEDED:
-            self.stats.succeeded += 1
-        else:
-            self.stats.failed += 1
+
+    async def _record_late_input_thumbnail(self, claimed: ClaimedJob, future: asyncio.Future[str]) -> None:
+        """After a finalize that kept the input: wait for its thumbnail, record it, release the input."""
+        try:
+            path = await asyncio.wait_for(asyncio.shield(future), timeout=LATE_THUMBNAIL_WAIT_SECONDS)
+        except TimeoutError:
+            logger.info("job %s: input thumbnail not made in time; the job keeps none", claimed.id)
+            _thumbnail_discard(future)
+            path = ""
+        except asyncio.CancelledError:
+            _thumbnail_discard(future)  # the input is left to cleanup (its job is final)
+            raise
+        recorded = await db_call(
+            services.job_input_thumbnail_record,
+            job_id=claimed.id,
+            claimed_by=self.name,
+            claim_count=claimed.claim_count,
+            path=path,
+        )
+        if path and not recorded:
+            await asyncio.to_thread(storage.delete, path)
 
     # --- wake-ups ----------------------------------------------------------------------------------
 
@@ -453,8 +522,37 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
 
 
 def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
-    """Write the provider's image under MEDIA_ROOT/results (blocking: writes and hashes the file)."""
+    """Write the provider's image under MEDIA_ROOT/results and its thumbnail under MEDIA_ROOT/thumbnails
+    (blocking: writes and hashes the file, decodes the image). No thumbnail is no failure."""
     mime_type = sniff_image_type(image.data) or image.mime_type
     path = storage.result_path(job_id, mime_type)
     checksum = storage.write_new(path, image.data)
-    return StoredResult(path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum)
+    thumbnail = thumbnails.thumbnail_store_from_bytes(job_id=job_id, kind=thumbnails.RESULT, image=image.data)
+    return StoredResult(
+        path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum, thumbnail_path=thumbnail
+    )
+
+
+def _thumbnail_made(future: asyncio.Future[str]) -> str:
+    """The path a finished thumbnail future made ("" when none could be made)."""
+    if future.cancelled() or future.exception() is not None:
+        return ""
+    return future.result()
+
+
+def _thumbnail_discard(future: asyncio.Future[str] | None) -> None:
+    """Remove the thumbnail ``future`` makes (now or once made): its job will not record it."""
+    if future is None:
+        return
+
+    def remove(done: asyncio.Future[str]) -> None:
+        if path := _thumbnail_made(done):
+            # On the thumbnail pool, never on the event loop.
+            asyncio.get_running_loop().run_in_executor(thumbnail_executor(), storage.delete, path)
+
+    future.add_done_callback(remove)
+
+
+def _delete_files(paths: list[str]) -> None:
+    for path in paths:
+        storage.delete(path)

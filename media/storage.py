@@ -22,6 +22,7 @@ from media.images import extension_for
 
 INPUTS_DIR = "inputs"
 RESULTS_DIR = "results"
+THUMBNAILS_DIR = "thumbnails"
 
 
 def absolute(relative_path: str) -> Path:
@@ -38,6 +39,12 @@ def input_path(job_id: uuid.UUID, mime_type: str) -> str:
 def result_path(job_id: uuid.UUID, mime_type: str) -> str:
     # A suffix per attempt: a re-claimed job's second worker never collides with a first that lived on.
     return f"{RESULTS_DIR}/{job_id}-{secrets.token_hex(4)}.{extension_for(mime_type)}"
+
+
+def thumbnail_path(job_id: uuid.UUID, kind: str) -> str:
+    """A new name for one of a job's staff previews (``kind``: ``input`` or ``result``), always a JPEG."""
+    # A suffix per attempt, as for results: a re-claimed job's thumbnails never collide.
+    return f"{THUMBNAILS_DIR}/{job_id}-{kind}-{secrets.token_hex(4)}.jpg"
 
 
 @contextlib.contextmanager

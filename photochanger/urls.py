@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from jobs.admin_views import slot_test_run_status_view, slot_test_run_view
 from jobs.api import IngestView, LegacyIngestView, PublicResultView
 from media.api import PublicMediaView
 from photochanger.health import HealthView, ReadinessView
@@ -26,6 +27,18 @@ urlpatterns = [
     path("readyz", ReadinessView.as_view(), name="readyz"),
     path("api/stats/", include("stats.urls")),
     path("admin/stats/dashboard/", admin.site.admin_view(dashboard_view), name="stats-dashboard"),
+    # Staff test runs of a slot (jobs.admin_views), under the slot's admin address: before "admin/",
+    # whose slot pages would take the path for an object id.
+    path(
+        "admin/slots/slot/<str:slot_id>/test-run/",
+        admin.site.admin_view(slot_test_run_view),
+        name="slot-test-run",
+    ),
+    path(
+        "admin/slots/slot/<str:slot_id>/test-run/<uuid:job_id>/",
+        admin.site.admin_view(slot_test_run_status_view),
+        name="slot-test-run-status",
+    ),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),

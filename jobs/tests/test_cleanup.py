@@ -83,6 +83,63 @@ def test_cleanup_deletes_expired_results_and_keeps_live_ones(media_root):
     assert "results removed=0" in run_cleanup(), "a second run finds nothing more"
 
 
+def test_cleanup_deletes_a_results_thumbnail_with_the_result_and_a_second_run_removes_nothing(media_root):
+    now = timezone.now()
+    job = make_job(
+        state="succeeded",
+        finalized_at=now - timedelta(hours=73),
+        result_path="results/old.png",
+        result_thumbnail_path="thumbnails/old-result.jpg",
+        result_expires_at=now - timedelta(hours=1),
+    )
+    storage.write_new("results/old.png", b"old")
+    storage.write_new("thumbnails/old-result.jpg", b"thumb")
+
+    assert "thumbnails removed=1" in run_cleanup("--dry-run")
+    assert (media_root / "thumbnails" / "old-result.jpg").exists(), "dry run changes nothing"
+
+    summary = run_cleanup()
+    assert "results removed=1" in summary and "thumbnails removed=1" in summary
+    assert not (media_root / "thumbnails" / "old-result.jpg").exists()
+    job.refresh_from_db()
+    assert (job.result_thumbnail_path, job.result_deleted_at is not None) == ("", True)
+    assert "thumbnails removed=0" in run_cleanup(), "a second run finds nothing more (and makes nothing)"
+    assert not any((media_root / "thumbnails").iterdir())
+
+
+def test_cleanup_deletes_input_thumbnails_of_final_jobs_once_the_result_retention_has_passed(media_root):
+    from slots.services import studio_settings_get
+
+    retention = timedelta(hours=studio_settings_get().result_retention_hours)
+    now = timezone.now()
+    old_failure = make_job(
+        state="failed",
+        finalized_at=now - retention - timedelta(minutes=1),
+        input_thumbnail_path="thumbnails/a.jpg",
+    )
+    recent_failure = make_job(
+        state="failed",
+        finalized_at=now - retention + timedelta(hours=1),
+        input_thumbnail_path="thumbnails/b.jpg",
+    )
+    old_success = make_job(
+        state="succeeded",
+        finalized_at=now - retention - timedelta(minutes=1),
+        result_path="results/c.png",
+        result_expires_at=now - timedelta(minutes=1),
+        input_thumbnail_path="thumbnails/c-input.jpg",
+    )
+    for name in ("a.jpg", "b.jpg", "c-input.jpg"):
+        storage.write_new(f"thumbnails/{name}", b"thumb")
+
+    assert "thumbnails removed=2" in run_cleanup()
+
+    assert sorted(path.name for path in (media_root / "thumbnails").iterdir()) == ["b.jpg"]
+    paths = dict(Job.objects.values_list("id", "input_thumbnail_path"))
+    assert paths == {old_failure.id: "", recent_failure.id: "thumbnails/b.jpg", old_success.id: ""}
+    assert "thumbnails removed=0" in run_cleanup()
+
+
 def _advisory_lock_holders() -> list[int]:
     """Backend pids holding the cleanup lock (a bigint key shows as classid = high, objid = low half)."""
     with connection.cursor() as cursor:

@@ -181,9 +181,13 @@ def test_claim_and_finalize_statements_reference_only_existing_columns():
                 "id": uuid.uuid4(), "id_text": "x", "state": "failed", "sources": ["processing"], "now": now,
                 "failure_reason": "", "failure_message": "", "provider_calls": 0, "has_result": False,
                 "result_path": "", "result_mime_type": "", "result_size_bytes": None, "result_sha256": "",
-                "details": "{}", "channel": "c", "created_channel": "c", "claimed_by": "w", "claim_count": 1,
-                "buckets": [1.0, 2.0],
+                "result_thumbnail_path": "", "input_thumbnail_path": "", "keep_input": False, "details": "{}",
+                "channel": "c", "created_channel": "c", "claimed_by": "w", "claim_count": 1, "buckets": [1.0, 2.0],
             },
+        ),
+        (
+            services._INPUT_THUMBNAIL_SQL,
+            {"id": uuid.uuid4(), "path": "p", "final": ["succeeded"], "claimed_by": "w", "claim_count": 1, "now": now},
         ),
     ]  # fmt: skip
     with connection.cursor() as cursor:
