@@ -21,6 +21,7 @@ from django.utils.safestring import SafeString
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
+from jobs.admin_views import result_gallery
 from jobs.slot_stats import slots_with_activity
 from media import storage
 from providers.kinds import ProviderKind
@@ -246,7 +247,11 @@ class SlotAdmin(admin.ModelAdmin[Slot]):
                 "timeout_seconds": studio.sync_response_seconds + BOOTH_TIMEOUT_MARGIN_SECONDS,
                 "password_configured": studio.ingest_password_configured,
                 "settings_url": reverse("admin:slots_studiosettings_change", args=[studio.pk]),
+                "test_run_url": reverse("slot-test-run", args=[obj.pk]),
+                "stats_url": reverse("stats-dashboard"),
+                "slot_stats_url": reverse("stats-slot", args=[obj.pk]),
             }
+            context["gallery"] = result_gallery(request, slot_id=obj.pk)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request: HttpRequest, obj: Slot, form: ModelForm[Slot], change: bool) -> None:

@@ -126,9 +126,9 @@ def test_the_booth_panel_gives_the_url_the_fields_and_a_timeout_longer_than_the_
     assert "<code>fileToUpload</code>" in text and "<code>password</code>" in text
     assert "таймаут: 55 с (студия отвечает за 50 с" in text
     assert f'href="{SETTINGS_URL}"' in text
-    assert '<a href="../test-run/" class="slot-test-run">Тестовый запуск</a>' in text, (
-        "/admin/slots/slot/<id>/test-run/"
-    )
+    assert '<a href="/admin/slots/slot/slot-006/test-run/" class="slot-test-run">Тестовый запуск</a>' in text
+    assert 'href="/admin/stats/dashboard/"' in text, "the statistics are one click away"
+    assert 'id="results"' in text, "the slot's recent results are on its page"
 
 
 def test_settings_are_saved_as_typed_values_from_the_generated_fields(admin_client, settings):
@@ -353,3 +353,28 @@ def test_a_key_is_stored_with_who_set_it(admin_client):
     credential = ProviderCredential.objects.get(provider="turbotext")
     assert credential.updated_by is not None and credential.updated_by.username == "admin"
     assert provider_key_get(provider="turbotext") == "tt-new-key"
+
+
+def test_the_slot_page_shows_its_recent_results_with_download_links_and_expired_ones_marked(admin_client):
+    now = datetime.now(UTC)
+
+    def result(minutes_ago: int, *, expired: bool) -> Job:
+        created = now - timedelta(minutes=minutes_ago)
+        return Job.objects.create(
+            slot_id="slot-007",
+            provider="local",
+            state="succeeded",
+            created_at=created,
+            expires_at=created + timedelta(seconds=48),
+            finalized_at=created + timedelta(seconds=3),
+            result_path=f"results/{minutes_ago}.jpg",
+            result_mime_type="image/jpeg",
+            result_expires_at=now - timedelta(minutes=1) if expired else now + timedelta(hours=70),
+        )
+
+    kept, gone = result(5, expired=False), result(90, expired=True)
+    text = admin_client.get(slot_url("slot-007")).content.decode()
+    assert f'data-job-id="{kept.id}"' in text and f'data-job-id="{gone.id}"' in text
+    assert f'href="/public/results/{kept.id}"' in text, "a kept result can be downloaded"
+    assert f'href="/public/results/{gone.id}"' not in text, "an expired one cannot"
+    assert "Срок хранения истёк: результат удалён" in text
