@@ -402,6 +402,7 @@ class ClaimedJob:
     input_mime_type: str
     claim_count: int  # which claim of the job this is: only this claim may finalize it
     input_size_bytes: int = 0
+    created_at: datetime | None = None  # when the booth's request arrived
 
 
 # pg_advisory_xact_lock(class, hashtext(provider)): the first key keeps these locks apart from others.
@@ -476,7 +477,7 @@ WITH caps AS (
 )
 SELECT claimed.id, claimed.slot_id, claimed.provider, claimed.operation, claimed.provider_settings,
        claimed.templates, claimed.expires_at, media.{media.path}, media.{media.mime_type}, claimed.claim_count,
-       media.{media.size_bytes}
+       media.{media.size_bytes}, claimed.created_at
   FROM claimed
   LEFT JOIN {media} AS media
     ON media.{media.job} = claimed.id AND media.{media.kind} = 'input' AND media.{media.deleted_at} IS NULL
@@ -531,6 +532,7 @@ def jobs_claim(
             input_mime_type=row[8] or "",
             claim_count=row[9],
             input_size_bytes=row[10] or 0,
+            created_at=row[11],
         )
         for row in rows
     ]

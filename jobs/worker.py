@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 from django.conf import settings
@@ -308,7 +309,11 @@ class Worker:
             _thumbnail_discard(input_thumbnail)
             raise
         except Exception:
-            logger.exception("job %s: internal error", claimed.id)
+            logger.exception(
+                "job %s: internal error",
+                claimed.id,
+                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id},
+            )
             outcome = Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.INTERNAL_ERROR,
@@ -362,7 +367,10 @@ class Worker:
                 provider_calls=request.attempts,
             )
         except ProviderError as error:
-            logger.info("job %s: provider failed permanently: %s", claimed.id, error.message)
+            logger.info(
+                "job %s: provider failed permanently: %s", claimed.id, error.message,
+                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": claimed.provider},
+            )  # fmt: skip
             return Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.PROVIDER_ERROR,
@@ -405,6 +413,12 @@ class Worker:
                 claimed_by=self.name,
                 claim_count=claimed.claim_count,
                 keep_input=late_input_thumbnail is not None,
+            )
+            logger.info(
+                "job %s %s",
+                claimed.id,
+                outcome.state if won else f"{outcome.state} (lost: written elsewhere)",
+                extra=_job_fields(claimed, outcome, won=won),
             )
             if outcome.state == JobState.TIMEOUT:
                 # Written only after the deadline: if we did not win, the waiter or cleanup wrote the same.
@@ -531,6 +545,21 @@ def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
     return StoredResult(
         path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum, thumbnail_path=thumbnail
     )
+
+
+def _job_fields(claimed: ClaimedJob, outcome: Outcome, *, won: bool) -> dict[str, Any]:
+    """What a job's log line carries as fields (JSON logs): ids, provider, outcome and durations."""
+    now = timezone.now()
+    return {
+        "job_id": str(claimed.id),
+        "slot_id": claimed.slot_id,
+        "provider": claimed.provider,
+        "state": str(outcome.state),
+        "failure_reason": outcome.failure_reason,
+        "provider_calls": outcome.provider_calls,
+        "written": won,
+        "duration_ms": int((now - claimed.created_at).total_seconds() * 1000) if claimed.created_at else None,
+    }
 
 
 def _thumbnail_made(future: asyncio.Future[str]) -> str:

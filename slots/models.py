@@ -67,7 +67,8 @@ class Slot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.id} · {self.display_name}" if self.display_name else self.id
+        named = self.display_name and self.display_name != self.id  # new slots are named after their id
+        return f"{self.id} · {self.display_name}" if named else self.id
 
     @property
     def size_limit_bytes(self) -> int:

@@ -14,14 +14,16 @@ from slots.models import Slot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_production_logs_are_json_lines_written_once_without_secrets(service, worker, studio):
+PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "logging-test-secret-key-0123456789-abcdefghijkl"}
+
+
+def test_production_logs_are_json_lines_written_once_without_secrets(service, studio):
     Slot.objects.filter(id="slot-001").update(
         provider="local", operation="sepia", settings={}, is_active=True
     )
+    worker = service.start_worker(env=PRODUCTION)
     port = free_port()
-    web = service.start_web_process(
-        port, {"DEBUG": "false", "SECRET_KEY": "logging-test-secret-key-0123456789-abcdefghijkl"}
-    )
+    web = service.start_web_process(port, PRODUCTION)
     try:
         photo = make_jpeg()
         wrong = multipart_body(booth_fields(photo, "wrong-password-123"), photo=photo)
@@ -31,6 +33,7 @@ def test_production_logs_are_json_lines_written_once_without_secrets(service, wo
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
     finally:
         web.stop()
+        service.stop_workers()
     output = web.output()
     lines = [line for line in output.splitlines() if line.strip()]
     records = [json.loads(line) for line in lines]  # every line is one JSON object
@@ -40,5 +43,12 @@ def test_production_logs_are_json_lines_written_once_without_secrets(service, wo
     assert len(hashed) == 2, "the wrong and the right password, each logged once"
     assert any(record["logger"].startswith("uvicorn") for record in records), "uvicorn's lines are JSON too"
     assert len(events) == len(set(zip(events, (r["time"] for r in records), strict=True))), "no line twice"
+    worker_lines = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
+    succeeded = [record for record in worker_lines if record["event"].endswith(" succeeded")]
+    assert succeeded, worker.output()
+    job_line = succeeded[0]
+    assert job_line["slot_id"] == "slot-001" and job_line["provider"] == "local"
+    assert job_line["job_id"] in job_line["event"] and job_line["duration_ms"] >= 0
     for secret in (INGEST_PASSWORD, "wrong-password-123", "test-gemini-key", "sk-test-openai-key"):
         assert secret not in output
+        assert secret not in worker.output()
