@@ -7,6 +7,7 @@ Provider fakes are small local HTTP servers speaking each provider's wire format
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -275,3 +276,76 @@ def worker(service: Service) -> Iterator[ServiceProcess]:
     process = service.start_worker()
     yield process
     service.stop_workers()
+
+
+# --- Browser tests (Debian's Chromium driven by Playwright) -------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--no-first-run", "--disable-sync",
+]  # fmt: skip
+STAFF_PASSWORD = "staff-password-123"  # noqa: S105 — a test user's
+SCREEN_SIZES = {"desktop": (1366, 768), "phone": (390, 844)}
+
+
+class StaffBrowser:
+    """A Chromium against a web process of its own, with a staff user who can log in.
+
+    ``page(size, locale)`` opens a page (logged in unless ``log_in=False``); ``screenshot(page, name)``
+    saves a full-page PNG under ``PHOTOCHANGER_SCREENSHOTS`` when set (e.g. Docs/screenshots).
+    """
+
+    def __init__(self, browser: Any, port: int) -> None:
+        self.browser = browser
+        self.port = port
+
+    def page(
+        self, size: str = "desktop", *, locale: str = "ru-RU", log_in: bool = True, **options: Any
+    ) -> Any:
+        width, height = SCREEN_SIZES[size]
+        context = self.browser.new_context(
+            base_url=f"http://127.0.0.1:{self.port}", locale=locale, viewport={"width": width, "height": height},
+            **options,
+        )  # fmt: skip
+        page = context.new_page()
+        if log_in:
+            page.goto("/admin/login/")
+            page.fill("#id_username", "staff")
+            page.fill("#id_password", STAFF_PASSWORD)
+            page.click("input[type=submit]")
+            page.wait_for_url("**/admin/")
+        return page
+
+    @staticmethod
+    def screenshot(page: Any, name: str) -> Path | None:
+        folder = os.environ.get("PHOTOCHANGER_SCREENSHOTS")
+        if not folder:
+            return None
+        path = Path(folder) / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def staff_browser(service: Service, studio: Any) -> Iterator[StaffBrowser]:
+    """Playwright's sync API runs an event loop in this thread: ORM calls between browser steps are
+    plain blocking calls (DJANGO_ALLOW_ASYNC_UNSAFE). A fresh web process per test: the session's one
+    caches content type ids, which the database flush between tests renumbers."""
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is installed by scripts/test")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    get_user_model().objects.create_superuser(username="staff", email="", password=STAFF_PASSWORD)
+    port = free_port()
+    web = service.start_web_process(port, {})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield StaffBrowser(browser, port)
+        browser.close()
+        connections.close_all()
+    web.stop()
