@@ -51,6 +51,12 @@ class ProcessingLogEntry(models.Model):
                 name="log_all_password_guesses_idx",
                 condition=models.Q(password_guess=True),
             ),
+            # Refusals over time: stats.selectors.stats_report (the refusals by reason of each bucket).
+            models.Index(
+                fields=["created_at"],
+                name="log_rejected_idx",
+                condition=models.Q(event="ingest_rejected"),
+            ),
             # Trusted clients (a recent accepted photo): stats.selectors.client_recently_accepted.
             models.Index(
                 fields=["client_ip", "created_at"],

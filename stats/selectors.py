@@ -97,7 +97,8 @@ WITH buckets AS (
                FILTER (WHERE wait_ms IS NOT NULL) AS queue_wait_p95_ms
       FROM jobs
      GROUP BY GROUPING SETS ((start), ())
-), refusals AS (
+), refusals AS MATERIALIZED (
+    -- once, not once per bucket (served by log_rejected_idx)
     SELECT date_bin(%(step)s, log.{log.created_at}, %(origin)s) AS start, log.{log.failure_reason} AS reason,
            count(*) AS refused
       FROM {log} AS log
