@@ -52,7 +52,8 @@ class Job(models.Model):
     result_deleted_at = models.DateTimeField(_("result deleted at"), null=True, blank=True)
 
     # Small JPEG previews for staff (media.thumbnails, under MEDIA_ROOT/thumbnails), made once by the
-    # worker and recorded by the finalize that wins; removed by cleanup with the result, and the input's
+    # worker (the input's recorded by the finalize that wins, the result's just after it); removed by
+    # cleanup with the result, and the input's
     # once the result retention has passed. "" when none (not made, undecodable, or already removed).
     # db_default: the hot path's INSERT (jobs.services.job_create) does not have to name them.
     input_thumbnail_path = models.CharField(

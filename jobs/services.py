@@ -354,6 +354,17 @@ def job_input_thumbnail_record(*, job_id: uuid.UUID, claimed_by: str, claim_coun
     return any(kind == "thumbnail" for kind, _value in rows)
 
 
+def job_result_thumbnail_record(*, job_id: uuid.UUID, path: str) -> bool:
+    """Record a succeeded job's result preview, made after its finalize; True when recorded.
+
+    Only while the result is still stored and the job has none (else the caller removes the file).
+    """
+    recorded = Job.objects.filter(
+        id=job_id, state=JobState.SUCCEEDED, result_deleted_at__isnull=True, result_thumbnail_path=""
+    ).update(result_thumbnail_path=path)
+    return recorded == 1
+
+
 def job_set_provider_reference(*, job_id: uuid.UUID, reference: str) -> None:
     """Remember the provider's own id for the job (e.g. Turbotext's queueid) while it is live."""
     Job.objects.filter(id=job_id, state=JobState.PROCESSING).update(provider_job_reference=reference[:128])

@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -66,6 +67,7 @@ HEARTBEAT_SECONDS = 5.0
 # booth's answer never waits for one: a thumbnail not made yet when the outcome is ready is recorded
 # right after the finalize, which leaves the input photo to the worker until then (at most this long).
 THUMBNAIL_THREADS = 2
+THUMBNAIL_NICE = 10
 LATE_THUMBNAIL_WAIT_SECONDS = 30.0
 _thumbnail_executor: ThreadPoolExecutor | None = None
 
@@ -75,9 +77,16 @@ def thumbnail_executor() -> ThreadPoolExecutor:
     global _thumbnail_executor
     if _thumbnail_executor is None:
         _thumbnail_executor = ThreadPoolExecutor(
-            max_workers=THUMBNAIL_THREADS, thread_name_prefix="thumbnail"
+            max_workers=THUMBNAIL_THREADS, thread_name_prefix="thumbnail", initializer=_lower_thread_priority
         )
     return _thumbnail_executor
+
+
+def _lower_thread_priority() -> None:
+    """Staff previews yield the CPU to booths: on Linux a thread has its own nice value (Pillow decodes
+    and encodes without holding the GIL, so the kernel's priority is what counts)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), THUMBNAIL_NICE)
 
 
 class ProviderLatency:
@@ -436,10 +445,27 @@ class Worker:
                 if outcome.result is not None:
                     paths += [outcome.result.path, outcome.result.thumbnail_path]
                 await asyncio.to_thread(_delete_files, paths)
-            elif late_input_thumbnail is not None:
-                await self._record_late_input_thumbnail(claimed, late_input_thumbnail)
+            else:
+                if late_input_thumbnail is not None:
+                    await self._record_late_input_thumbnail(claimed, late_input_thumbnail)
+                if outcome.result is not None:
+                    await self._record_result_thumbnail(claimed, outcome.result)
         finally:
             self._finalizing.discard(claimed.id)
+
+    async def _record_result_thumbnail(self, claimed: ClaimedJob, result: StoredResult) -> None:
+        """After the booth has its answer: the result's staff preview, made at low priority, recorded once."""
+        path = await asyncio.get_running_loop().run_in_executor(
+            thumbnail_executor(),
+            functools.partial(
+                thumbnails.thumbnail_store_from_file,
+                job_id=claimed.id,
+                kind=thumbnails.RESULT,
+                source_path=result.path,
+            ),
+        )
+        if path and not await db_call(services.job_result_thumbnail_record, job_id=claimed.id, path=path):
+            await asyncio.to_thread(storage.delete, path)
 
     async def _record_late_input_thumbnail(self, claimed: ClaimedJob, future: asyncio.Future[str]) -> None:
         """After a finalize that kept the input: wait for its thumbnail, record it, release the input."""
@@ -536,15 +562,13 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
 
 
 def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
-    """Write the provider's image under MEDIA_ROOT/results and its thumbnail under MEDIA_ROOT/thumbnails
-    (blocking: writes and hashes the file, decodes the image). No thumbnail is no failure."""
+    """Write the provider's image under MEDIA_ROOT/results (blocking: writes and hashes the file). Its
+    staff preview is made after the finalize (``Worker._record_result_thumbnail``): the booth never waits
+    for it."""
     mime_type = sniff_image_type(image.data) or image.mime_type
     path = storage.result_path(job_id, mime_type)
     checksum = storage.write_new(path, image.data)
-    thumbnail = thumbnails.thumbnail_store_from_bytes(job_id=job_id, kind=thumbnails.RESULT, image=image.data)
-    return StoredResult(
-        path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum, thumbnail_path=thumbnail
-    )
+    return StoredResult(path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum)
 
 
 def _job_fields(claimed: ClaimedJob, outcome: Outcome, *, won: bool) -> dict[str, Any]:

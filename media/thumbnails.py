@@ -1,7 +1,7 @@
 """Small JPEG previews of job photos for staff pages (the job page, the jobs list, the slot gallery).
 
-Made once by the worker (``jobs.worker``), in a thread: the input's right after the claim, the result's
-when it is stored. A big JPEG is decoded at a reduced scale (Pillow's ``draft``), so a 20-megapixel photo
+Made once by the worker (``jobs.worker``), in a low-priority thread: the input's right after the claim,
+the result's right after the finalize (the booth never waits for one). A big JPEG is decoded at a reduced scale (Pillow's ``draft``), so a 20-megapixel photo
 costs a fraction of a full decode. An image that cannot be made into a thumbnail (undecodable, a format
 Pillow cannot read, far too many pixels) gives no thumbnail, never an error: the job goes on.
 """
