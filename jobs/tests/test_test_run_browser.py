@@ -10,11 +10,9 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -22,55 +20,7 @@ from PIL import Image
 from jobs.models import Job
 from jobs.slot_test_runs import SAMPLE_PHOTO
 
-if TYPE_CHECKING:
-    from playwright.sync_api import ViewportSize
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is installed by scripts/test"),
-]
-# Playwright's sync API runs an event loop in this thread; the ORM calls in these tests are plain
-# blocking calls made between browser steps, never from inside that loop.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-PASSWORD = "staff-password-123"
-DESKTOP: ViewportSize = {"width": 1366, "height": 768}
-PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def staff_browser(service: Any, studio: Any) -> Iterator[tuple[Any, Any]]:
-    """(browser, context): a staff member logged in, in Russian, to a web process of its own."""
-    from django.contrib.auth import get_user_model
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
-
-    from conftest import free_port
-
-    get_user_model().objects.create_superuser(username="staff", email="", password=PASSWORD)
-    # A fresh web process per test: the session's one caches content type ids, which the flush between
-    # tests renumbers.
-    port = free_port()
-    web = service.start_web_process(port, {})
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync", "--lang=ru-RU"],
-        )  # fmt: skip
-        context = browser.new_context(base_url=f"http://127.0.0.1:{port}", locale="ru-RU", viewport=DESKTOP)
-        page = context.new_page()
-        page.goto("/admin/login/")
-        page.fill("#id_username", "staff")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_url("**/admin/")
-        page.close()
-        yield browser, context
-        browser.close()
-        connections.close_all()
-    web.stop()
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def image_loaded(page: Any, selector: str) -> bool:
@@ -84,7 +34,7 @@ def grayscale(data: bytes) -> bool:
 
 
 def test_staff_run_a_test_photo_through_the_pipeline_and_see_it_in_the_gallery(
-    service: Any, worker: Any, staff_browser: tuple[Any, Any]
+    service: Any, worker: Any, staff_browser: Any
 ) -> None:
     from playwright.sync_api import expect
 
@@ -95,8 +45,7 @@ def test_staff_run_a_test_photo_through_the_pipeline_and_see_it_in_the_gallery(
         slot=Slot.objects.get(id="slot-001"),
         fields={"provider": "local", "operation": "grayscale", "settings": {}, "is_active": True},
     )
-    browser, context = staff_browser
-    page = context.new_page()
+    page = staff_browser.page()
 
     page.goto("/admin/slots/slot/slot-001/test-run/")
     expect(page.locator("h1")).to_have_text("Тестовый запуск: slot-001")
@@ -137,7 +86,7 @@ def test_staff_run_a_test_photo_through_the_pipeline_and_see_it_in_the_gallery(
 
     folder = os.environ.get("PHOTOCHANGER_SCREENSHOTS")
     if folder:
-        take_screenshots(Path(folder), browser, context, page.url)
+        take_screenshots(Path(folder), staff_browser, page.url)
 
 
 def styled(photo: bytes, effect: str) -> bytes:
@@ -154,7 +103,7 @@ def styled(photo: bytes, effect: str) -> bytes:
     return buffer.getvalue()
 
 
-def take_screenshots(folder: Path, browser: Any, context: Any, status_url: str) -> None:
+def take_screenshots(folder: Path, staff_browser: Any, status_url: str) -> None:
     """The pages of Docs/screenshots/, at a laptop's and a phone's size, with a few booth jobs listed."""
     from django.utils import timezone
 
@@ -208,21 +157,16 @@ def take_screenshots(folder: Path, browser: Any, context: Any, status_url: str) 
         result=styled(photo, "sepia"),
     )
     folder.mkdir(parents=True, exist_ok=True)
-    state = context.storage_state()
     pages = [
         ("test-run", status_url),
         ("test-run-form", "/admin/slots/slot/slot-001/test-run/"),
         ("jobs-list", "/admin/jobs/job/"),
         ("job-page", f"/admin/jobs/job/{booth_job.id}/change/"),
     ]
-    origin = status_url.split("/admin/")[0]
-    for size_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        shooting = browser.new_context(
-            base_url=origin, storage_state=state, locale="ru-RU", viewport=viewport
-        )
-        page = shooting.new_page()
+    for size_name in ("desktop", "phone"):
+        page = staff_browser.page(size_name)
         for name, url in pages:
             page.goto(url)
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(folder / f"{name}-{size_name}.png"), full_page=True)
-        shooting.close()
+        page.context.close()

@@ -4,62 +4,19 @@ field-level errors, in Russian."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from slots.models import Slot
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is installed by scripts/test"),
-]
-# Playwright's sync API runs an event loop in this thread; the ORM calls in these tests are plain
-# blocking calls made between browser steps, never from inside that loop.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-PASSWORD = "staff-password-123"
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def browser_page(service: Any, studio: Any) -> Iterator[Any]:
-    """A staff member logged in to a web process of its own; page URLs are relative to it."""
-    from django.contrib.auth import get_user_model
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
-
-    from conftest import free_port
-
-    get_user_model().objects.create_superuser(username="staff", email="", password=PASSWORD)
-    # A fresh process per test: the session's web process caches content type ids, which the database
-    # flush between tests renumbers, so its admin history entries (written on every save) would break.
-    port = free_port()
-    web = service.start_web_process(port, {})
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],
-        )  # fmt: skip
-        context = browser.new_context(
-            base_url=f"http://127.0.0.1:{port}", locale="ru-RU", viewport={"width": 1280, "height": 900}
-        )
-        page = context.new_page()
-        page.goto("/admin/login/")
-        page.fill("#id_username", "staff")
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_url("**/admin/")
-        yield page
-        browser.close()
-        # ORM calls made while Playwright's loop is active get their own connection; close it here so
-        # the test database can be dropped at the end of the run.
-        connections.close_all()
-    web.stop()
+def browser_page(staff_browser: Any) -> Any:
+    """A staff member logged in, in Russian, to a web process of its own (conftest's ``staff_browser``)."""
+    return staff_browser.page()
 
 
 def test_staff_configures_a_slot_in_the_browser(service: Any, browser_page: Any, tmp_path: Any) -> None:

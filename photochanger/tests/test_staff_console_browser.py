@@ -7,56 +7,26 @@ With ``PHOTOCHANGER_SCREENSHOTS=<dir>`` the pages are saved there at 1366×768 a
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is installed by scripts/test"),
-]
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+from conftest import SCREEN_SIZES as SIZES
+from conftest import STAFF_PASSWORD as PASSWORD
 
-PASSWORD = "staff-password-123"
-SIZES = {"desktop": (1366, 768), "phone": (390, 844)}
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def english_browser(service: Any, studio: Any, tmp_path: Path) -> Iterator[Any]:
-    """A browser asking for English (Accept-Language: en-US) and a web process of its own."""
-    from django.contrib.auth import get_user_model
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
+def english_browser(staff_browser: Any) -> Any:
+    """``english_browser(size)``: a page of a browser asking for English (Accept-Language: en-US), not
+    logged in, against a web process of its own (conftest's ``staff_browser``)."""
 
-    from conftest import free_port
+    def new_page(size: str = "desktop") -> Any:
+        return staff_browser.page(size, locale="en-US", log_in=False)
 
-    get_user_model().objects.create_superuser(username="staff", email="", password=PASSWORD)
-    port = free_port()
-    web = service.start_web_process(port, {})
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],
-        )  # fmt: skip
-
-        def new_page(size: str = "desktop") -> Any:
-            width, height = SIZES[size]
-            context = browser.new_context(
-                base_url=f"http://127.0.0.1:{port}",
-                locale="en-US",
-                viewport={"width": width, "height": height},
-            )
-            return context.new_page()
-
-        yield new_page
-        browser.close()
-        connections.close_all()
-    web.stop()
+    return new_page
 
 
 def screenshot(page: Any, name: str, tmp_path: Path) -> None:

@@ -9,8 +9,7 @@ screenshots (desktop 1366×768 and phone 390×844) of ``test_screenshots_of_the_
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,63 +18,22 @@ import pytest
 
 from slots.models import Slot
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Chromium is installed by scripts/test"),
-]
-# Playwright's sync API runs an event loop in this thread; the ORM calls in these tests are plain
-# blocking calls made between browser steps, never from inside that loop.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+pytestmark = pytest.mark.django_db(transaction=True)
 
-PASSWORD = "staff-password-123"
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
-def open_browser(service: Any, studio: Any) -> Iterator[Callable[..., Any]]:
-    """``open_browser(viewport)``: a page of a staff member logged in to a web process of its own, with
-    clipboard access; page URLs are relative to it."""
-    from django.contrib.auth import get_user_model
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
+def open_browser(staff_browser: Any) -> Callable[..., Any]:
+    """``open_browser(viewport)``: a logged-in staff page with clipboard access (conftest's
+    ``staff_browser``: a web process of its own); page URLs are relative to it."""
 
-    from conftest import free_port
+    def open_page(viewport: Any = DESKTOP) -> Any:
+        size = "phone" if viewport == PHONE else "desktop"
+        return staff_browser.page(size, permissions=["clipboard-read", "clipboard-write"])
 
-    get_user_model().objects.create_superuser(username="staff", email="", password=PASSWORD)
-    # A fresh process per test: the session's web process caches content type ids, which the database
-    # flush between tests renumbers, so its admin history entries (written on every save) would break.
-    port = free_port()
-    web = service.start_web_process(port, {})
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],
-        )  # fmt: skip
-
-        def open_page(viewport: Any = DESKTOP) -> Any:
-            context = browser.new_context(
-                base_url=f"http://127.0.0.1:{port}",
-                locale="ru-RU",
-                viewport=viewport,
-                permissions=["clipboard-read", "clipboard-write"],
-            )
-            page = context.new_page()
-            page.goto("/admin/login/")
-            page.fill("#id_username", "staff")
-            page.fill("#id_password", PASSWORD)
-            page.click("input[type=submit]")
-            page.wait_for_url("**/admin/")
-            return page
-
-        yield open_page
-        browser.close()
-        # ORM calls made while Playwright's loop is active get their own connection; close it here so
-        # the test database can be dropped at the end of the run.
-        connections.close_all()
-    web.stop()
+    return open_page
 
 
 def frame_png(path: Path) -> Path:
