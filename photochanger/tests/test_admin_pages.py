@@ -167,3 +167,15 @@ def test_staff_pages_speak_russian_by_default(admin_client):
     assert "PhotoChanger" in text
     slot_page = admin_client.get(reverse("admin:slots_slot_change", args=["slot-001"])).content.decode()
     assert "Настройки провайдера" in slot_page or "настройки провайдера" in slot_page
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("admin:slots_slot_changelist", "15 слотов"),
+        ("admin:auth_user_changelist", "1 пользователь"),
+        ("admin:slots_templatemedia_changelist", "0 шаблонов"),
+    ],
+)
+def test_list_footers_count_in_grammatical_russian(admin_client, studio, url, words):
+    assert words in admin_client.get(reverse(url)).content.decode()
