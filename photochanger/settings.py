@@ -266,6 +266,7 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "json": one JSON object per line (time, level, logger, event, and fields such as job_id, slot_id,
 # provider, duration_ms), for log shippers; "text": readable lines. Default: json unless DEBUG.
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+LOGGING_CONFIG = "photochanger.logging_config.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
+from django.conf import settings
 
 from conftest import INGEST_PASSWORD, free_port
 from jobs.tests.booth import booth_fields, booth_post, make_jpeg, multipart_body
@@ -52,3 +56,19 @@ def test_production_logs_are_json_lines_written_once_without_secrets(service, st
     for secret in (INGEST_PASSWORD, "wrong-password-123", "test-gemini-key", "sk-test-openai-key"):
         assert secret not in output
         assert secret not in worker.output()
+
+
+def test_python_warnings_in_production_are_json_lines_too(service):
+    """A library's warning (servestatic's "No directory at …" before collectstatic, say) is a log line
+    like any other: one JSON object from the py.warnings logger, not a raw ``file:line:`` line."""
+    code = "import django, warnings; django.setup(); warnings.warn('static folder missing', UserWarning)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **service.env, **PRODUCTION, "DJANGO_SETTINGS_MODULE": "photochanger.settings"},
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert lines, "the warning was logged"
+    records = [json.loads(line) for line in lines]
+    assert [record["logger"] for record in records] == ["py.warnings"]
+    assert records[0]["level"] == "WARNING" and "static folder missing" in records[0]["event"]
