@@ -244,6 +244,8 @@ INGEST_BODY_MEMORY_BUDGET_BYTES = env.int("INGEST_BODY_MEMORY_BUDGET_BYTES", def
 INGEST_MAX_PIXELS = env.int("INGEST_MAX_PIXELS", default=50_000_000)
 # A web process refuses new ingests with 503 beyond this many held requests.
 INGEST_MAX_HELD_REQUESTS = env.int("INGEST_MAX_HELD_REQUESTS", default=2000)
+# Held requests are woken by NOTIFY; this often one query re-checks them all (a lost NOTIFY).
+INGEST_WAITER_RECHECK_SECONDS = env.float("INGEST_WAITER_RECHECK_SECONDS", default=1.0)
 # New wrong ingest passwords within the window before 429: from one client, and from all clients
 # together (then only clients with a recently accepted photo get in). Repeating a known-wrong password
 # (a booth left on an old one) costs nothing and does not count.
