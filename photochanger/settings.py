@@ -153,6 +153,15 @@ _database["OPTIONS"] = _options
 _database["CONN_MAX_AGE"] = 0
 _database.setdefault("TEST", {})
 DATABASES = {"default": _database}
+# PgBouncer in transaction mode: DATABASE_URL goes through it, LISTEN_DATABASE_URL straight to PostgreSQL
+# for what needs one server session (LISTEN, session advisory locks; photochanger.db.connection_kwargs).
+# Through the pooler no statement may rely on the session: no named prepared statements, no server-side
+# binding, no server-side cursors (Django's .iterator() outside a transaction).
+LISTEN_DATABASE_URL = env.str("LISTEN_DATABASE_URL", default="")
+if LISTEN_DATABASE_URL:
+    _options["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=False)
+    _options["prepare_threshold"] = None
+    _database["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-axes first: it refuses a locked-out client before any password is checked.
