@@ -400,16 +400,22 @@ def _request_metadata(fields: Any, field_name: str, upload: UploadedFile) -> dic
     for name, values in fields.lists():
         if name in SECRET_FIELDS or name in FILE_FIELDS:
             continue
-        texts = [str(value)[:MAX_METADATA_VALUE_LENGTH] for value in values if isinstance(value, str)]
+        texts = [_storable(value, MAX_METADATA_VALUE_LENGTH) for value in values if isinstance(value, str)]
         if texts:
-            metadata[name[:100]] = texts[0] if len(texts) == 1 else texts
+            metadata[_storable(name, 100)] = texts[0] if len(texts) == 1 else texts
     metadata["_upload"] = {
         "field": field_name,
-        "filename": (upload.name or "")[:255],
-        "content_type": (upload.content_type or "")[:100],
+        "filename": _storable(upload.name or "", 255),
+        "content_type": _storable(upload.content_type or "", 100),
         "size_bytes": upload.size,
     }
     return metadata
+
+
+def _storable(text: str, length: int) -> str:
+    """``text`` cut to ``length`` as PostgreSQL's jsonb can hold it: no NUL, no lone surrogate."""
+    cut = text[:length].replace("\x00", "\ufffd")
+    return cut.encode("utf-8", "replace").decode("utf-8")
 
 
 # --- The answer the booth gets -------------------------------------------------------------------
