@@ -9,6 +9,7 @@ provider.
 from __future__ import annotations
 
 import struct
+import threading
 import warnings
 import zlib
 from typing import Any
@@ -107,8 +108,11 @@ def image_data_check(stream: Any, mime_type: str) -> None:
       as odd pixels, as in any JPEG decoder;
     - PNG: every chunk's CRC up to ``IEND``, and the ``IDAT`` zlib stream inflated (and thrown away, a
       megabyte at a time) to its end, with exactly the bytes the header's rows need;
-    - WebP, HEIC/HEIF: the container's chunks or boxes are complete (a truncated file fails; the
-      compressed picture inside is not decoded).
+    - WebP: the container's chunks complete, then decoded in full (libwebp has no reduced-scale
+      decoding in Pillow, and a damaged lossy stream often passes its header): one WebP at a time per
+      process, so at most one decoded picture (4 bytes a pixel, ≤ ``INGEST_MAX_PIXELS``) is held;
+    - HEIC/HEIF: the file-level boxes are complete, the first is ``ftyp`` and a ``meta`` box is there
+      (nothing here decodes HEVC: the picture itself is the provider's to read).
     """
     stream.seek(0)
     try:
@@ -118,6 +122,8 @@ def image_data_check(stream: Any, mime_type: str) -> None:
             _png_check(stream)
         elif mime_type == WEBP:
             _webp_check(stream)
+            with _webp_decoding:
+                _decode_in_full(stream)
         elif mime_type in (HEIC, HEIF):
             _iso_boxes_check(stream)
     except UnreadableImage:
@@ -126,6 +132,17 @@ def image_data_check(stream: Any, mime_type: str) -> None:
         raise UnreadableImage(str(error)) from error
     finally:
         stream.seek(0)
+
+
+_webp_decoding = threading.Lock()
+
+
+def _decode_in_full(stream: Any) -> None:
+    stream.seek(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(stream) as image:
+            image.load()
 
 
 def _jpeg_check(stream: Any) -> None:
@@ -244,6 +261,7 @@ def _iso_boxes_check(stream: Any) -> None:
     stream.seek(0, 2)
     end = stream.tell()
     position = 0
+    kinds: list[bytes] = []
     for _box in range(_MAX_HEIF_BOXES):
         if position >= end:
             break
@@ -252,6 +270,7 @@ def _iso_boxes_check(stream: Any) -> None:
         if len(head) < 8:
             raise UnreadableImage("the HEIF file ends inside a box header")
         size = struct.unpack(">I", head[:4])[0]
+        kinds.append(head[4:8])
         if size == 1:
             if len(head) < 16:
                 raise UnreadableImage("the HEIF file ends inside a box header")
@@ -265,3 +284,5 @@ def _iso_boxes_check(stream: Any) -> None:
         raise UnreadableImage("the HEIF file has far too many boxes")
     if position != end:
         raise UnreadableImage("the HEIF file ends inside a box")
+    if kinds[:1] != [b"ftyp"] or b"meta" not in kinds:
+        raise UnreadableImage("the HEIF file has no ftyp box first or no meta box")

@@ -143,7 +143,9 @@ def test_a_png_whose_compressed_stream_stops_early_is_refused_despite_good_check
     rows = b"".join(b"\x00" + bytes(range(30)) for _ in range(10))
     cut = zlib.compress(rows)[:-6]
     header = struct.pack(">IIBBBBB", 10, 10, 8, 2, 0, 0, 0)
-    photo = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", cut) + png_chunk(b"IEND", b"")
+    photo = (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", cut) + png_chunk(b"IEND", b"")
+    )
     with pytest.raises(UnreadableImage, match="ends early"):
         check(photo, PNG)
 
@@ -168,3 +170,31 @@ def test_a_truncated_heic_is_refused(kept):
     photo = heif_file()
     with pytest.raises(UnreadableImage):
         check(photo[: int(len(photo) * kept)], HEIC)
+
+
+def pillow_can(data: bytes, *, decode: bool) -> bool:
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            if decode:
+                opened.load()
+    except Exception:
+        return False
+    return True
+
+
+def test_lossy_webps_whose_picture_is_damaged_behind_a_good_header_are_refused():
+    photo = encoded(Image.effect_noise((64, 48), 50).convert("RGB"), "WEBP")
+    damaged_behind_good_headers = 0
+    for position in range(20, len(photo)):  # every byte after the RIFF/WEBP/VP8 chunk heads, zeroed
+        damaged = photo[:position] + b"\x00" + photo[position + 1 :]
+        if pillow_can(damaged, decode=False) and not pillow_can(damaged, decode=True):
+            damaged_behind_good_headers += 1
+            with pytest.raises(UnreadableImage):
+                check(damaged, WEBP)
+    assert damaged_behind_good_headers > 0, "some damage opens fine and only fails when decoded"
+
+
+def test_a_heif_file_without_a_meta_box_is_refused():
+    photo = heif_file().replace(b"meta", b"free")
+    with pytest.raises(UnreadableImage, match="meta"):
+        check(photo, HEIC)
