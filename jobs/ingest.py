@@ -324,7 +324,9 @@ def booth_request_read(request: Request) -> BoothRequest:
     try:
         fields: Any = request.data
         files = request.FILES
-    except (ParseError, UnsupportedMediaType, SuspiciousOperation) as error:
+    except (ParseError, UnsupportedMediaType, SuspiciousOperation, UnicodeError) as error:
+        # UnicodeError: a charset in the Content-Type that cannot decode the form (idna refuses the
+        # "replace" error handling Django decodes with).
         raise ServiceError(FailureReason.INVALID_REQUEST, "Malformed multipart/form-data body.") from error
     except RequestDataTooBig as error:
         raise ServiceError(FailureReason.PAYLOAD_TOO_LARGE) from error

@@ -172,6 +172,15 @@ def test_malformed_multipart_gets_400_and_creates_no_job(service, local_slot):
     _assert_rejected(service, booth_post(service.port, "/ingest/slot-001", body), 400, "invalid_request")
 
 
+@pytest.mark.parametrize("charset", ["idna", "utf-16", "hex"])
+def test_a_charset_that_cannot_decode_the_form_gets_400_not_500(service, local_slot, charset):
+    photo = make_jpeg()
+    body = multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
+    content_type = f"multipart/form-data; boundary={BOUNDARY}; charset={charset}"
+    response = booth_post(service.port, "/ingest/slot-001", body, content_type=content_type)
+    _assert_rejected(service, response, 400, "invalid_request")
+
+
 def test_wrong_password_gets_401_and_creates_no_job(service, local_slot):
     photo = make_jpeg()
     body = multipart_body(booth_fields(photo, "not-the-password"), photo=photo)
