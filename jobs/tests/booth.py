@@ -147,20 +147,26 @@ def booth_post(
     source: str | None = None,
     headers: dict[str, str] | None = None,
     chunked: bool = False,
+    expect: str | None = "100-continue",
 ) -> BoothResponse:
     """POST like the booth: headers with Expect: 100-continue, body only after 100 Continue.
 
     ``headers`` are sent too (after the booth's own); ``chunked`` sends the body with
-    ``Transfer-Encoding: chunked`` (64 KB chunks) and no ``Content-Length``.
+    ``Transfer-Encoding: chunked`` (64 KB chunks) and no ``Content-Length``. ``expect``: another
+    ``Expect`` value (any case), or None for none; unless it is ``100-continue``, the body follows the
+    headers at once, as a client that expects no interim answer sends it.
     """
     started = time.monotonic()
     length = len(body) if content_length is None else content_length
     framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {length}"
     extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    if expect is not None:
+        extra = f"Expect: {expect}\r\n{extra}"
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n"
-        f"Content-Type: {content_type}\r\n{framing}\r\nExpect: 100-continue\r\n{extra}\r\n"
+        f"Content-Type: {content_type}\r\n{framing}\r\n{extra}\r\n"
     ).encode("latin-1")
+    waits_for_continue = expect is not None and expect.lower() == "100-continue"
     if chunked:
         pieces = [body[start : start + 65536] for start in range(0, len(body), 65536)]
         body = b"".join(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" for piece in pieces) + b"0\r\n\r\n"
@@ -169,16 +175,17 @@ def booth_post(
     with socket.create_connection(
         ("127.0.0.1", port), timeout=timeout, source_address=source_address
     ) as sock:
-        sock.sendall(head)
+        sock.sendall(head if waits_for_continue else head + body)
         reader = sock.makefile("rb")
         status_line = reader.readline()
         got_continue = b" 100 " in status_line
         if got_continue:
             reader.readline()  # blank line after 100 Continue
-            try:
-                sock.sendall(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+            if waits_for_continue:
+                try:
+                    sock.sendall(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
             status_line = reader.readline()
         if not status_line:
             raise ConnectionError(f"the server closed the connection without an answer to POST {path[:80]}")
