@@ -30,7 +30,13 @@ from jobs.models import Job
 from jobs.services import NewJobInput, job_create, job_time_out
 from jobs.states import LIVE_STATES, JobState
 from media import storage
-from media.images import FarTooManyPixels, UnreadableImage, pixel_dimensions, sniff_image_type
+from media.images import (
+    FarTooManyPixels,
+    UnreadableImage,
+    image_data_check,
+    pixel_dimensions,
+    sniff_image_type,
+)
 from photochanger.db import db_call
 from photochanger.errors import HTTP_STATUS, FailureReason, ServiceError
 from photochanger.intake import release_body
@@ -318,7 +324,9 @@ def booth_request_read(request: Request) -> BoothRequest:
     try:
         fields: Any = request.data
         files = request.FILES
-    except (ParseError, UnsupportedMediaType, SuspiciousOperation) as error:
+    except (ParseError, UnsupportedMediaType, SuspiciousOperation, UnicodeError) as error:
+        # UnicodeError: a charset in the Content-Type that cannot decode the form (idna refuses the
+        # "replace" error handling Django decodes with).
         raise ServiceError(FailureReason.INVALID_REQUEST, "Malformed multipart/form-data body.") from error
     except RequestDataTooBig as error:
         raise ServiceError(FailureReason.PAYLOAD_TOO_LARGE) from error
@@ -342,9 +350,15 @@ class CheckedPhoto:
     height: int | None
 
 
-def photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
-    """Size, type (by bytes) and pixel count of the photo, from its header alone (CPU thread).
+DAMAGED_PHOTO = "The photo is a damaged or incomplete image"
 
+
+def photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
+    """Size, type (by bytes), pixel count (from the header) and complete image data (CPU thread).
+
+    Cheapest first: a photo with too many pixels is refused from its header, before anything is
+    decoded; then the image data is read to its end (``media.images.image_data_check``: a DSLR JPEG
+    decoded at 1/8 scale, about 40 ms), so a truncated or undecodable photo never becomes a job.
     Raises the catalogue's ``ServiceError`` (413, 415). Also used by staff test runs (``jobs.slot_test_runs``).
     """
     limit = min(size_limit_mb * 1024 * 1024, settings.INGEST_ABSOLUTE_MAX_BYTES)
@@ -361,20 +375,24 @@ def photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
         dimensions = pixel_dimensions(upload, mime_type)
     except UnreadableImage as error:
         raise ServiceError(
-            FailureReason.UNSUPPORTED_MEDIA_TYPE,
-            "The photo is damaged or incomplete: its header cannot be read.",
+            FailureReason.UNSUPPORTED_MEDIA_TYPE, f"{DAMAGED_PHOTO}: its header cannot be read."
         ) from error
     except FarTooManyPixels as error:
         raise ServiceError(
             FailureReason.PAYLOAD_TOO_LARGE, f"The photo has far too many pixels; {cap}."
         ) from error
-    if dimensions is None:
-        return CheckedPhoto(mime_type=mime_type, width=None, height=None)
-    width, height = dimensions
-    if width * height > settings.INGEST_MAX_PIXELS:
+    width, height = dimensions if dimensions is not None else (None, None)
+    if width is not None and height is not None and width * height > settings.INGEST_MAX_PIXELS:
         raise ServiceError(
             FailureReason.PAYLOAD_TOO_LARGE, f"The photo has too many pixels ({width}×{height}); {cap}."
         )
+    try:
+        image_data_check(upload, mime_type)
+    except UnreadableImage as error:
+        raise ServiceError(
+            FailureReason.UNSUPPORTED_MEDIA_TYPE,
+            f"{DAMAGED_PHOTO}: its data ends early or cannot be decoded.",
+        ) from error
     return CheckedPhoto(mime_type=mime_type, width=width, height=height)
 
 
@@ -384,16 +402,22 @@ def _request_metadata(fields: Any, field_name: str, upload: UploadedFile) -> dic
     for name, values in fields.lists():
         if name in SECRET_FIELDS or name in FILE_FIELDS:
             continue
-        texts = [str(value)[:MAX_METADATA_VALUE_LENGTH] for value in values if isinstance(value, str)]
+        texts = [_storable(value, MAX_METADATA_VALUE_LENGTH) for value in values if isinstance(value, str)]
         if texts:
-            metadata[name[:100]] = texts[0] if len(texts) == 1 else texts
+            metadata[_storable(name, 100)] = texts[0] if len(texts) == 1 else texts
     metadata["_upload"] = {
         "field": field_name,
-        "filename": (upload.name or "")[:255],
-        "content_type": (upload.content_type or "")[:100],
+        "filename": _storable(upload.name or "", 255),
+        "content_type": _storable(upload.content_type or "", 100),
         "size_bytes": upload.size,
     }
     return metadata
+
+
+def _storable(text: str, length: int) -> str:
+    """``text`` cut to ``length`` as PostgreSQL's jsonb can hold it: no NUL, no lone surrogate."""
+    cut = text[:length].replace("\x00", "\ufffd")
+    return cut.encode("utf-8", "replace").decode("utf-8")
 
 
 # --- The answer the booth gets -------------------------------------------------------------------

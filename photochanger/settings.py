@@ -324,6 +324,18 @@ AXES_VERBOSE = False
 # Its log lines name the client address (what ops need); the username typed stays masked.
 AXES_SENSITIVE_PARAMETERS = ["username"]
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", False) else None
+# Behind the reverse proxy that terminates TLS (Docs/runbooks.md): it sets X-Forwarded-Proto.
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+# Staff pages only over HTTPS: a plain-HTTP request through the proxy is redirected, and browsers are
+# told to keep to HTTPS (HSTS, on HTTPS answers only; the booth paths send it too, photochanger.asgi).
+# Booth paths are never redirected (a POST does not follow one with its photo), nor are the probes and
+# the metrics, which reach the web process directly, without the proxy's X-Forwarded-Proto.
+SECURE_SSL_REDIRECT = BEHIND_TLS_PROXY
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if BEHIND_TLS_PROXY else 0)
+# The service has a host name of its own (booth.example.com): its subdomains, if any, are HTTPS too.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
