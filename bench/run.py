@@ -97,7 +97,7 @@ class Stack:
     def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "wb")
         # Each process's connections show under its own name in pg_stat_activity (ConnectionSampler).
-        env = {**self.env, "DATABASE_APPLICATION_NAME": f"bench-{name}"}
+        env = {"DATABASE_APPLICATION_NAME": f"bench-{name}", **self.env}  # unless the caller named it
         process = subprocess.Popen(command, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
         self.processes[name] = process
         return process

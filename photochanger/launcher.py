@@ -35,32 +35,38 @@ def _process_count(name: str) -> int:
     return int(text)
 
 
+def web_command(port: int, host: str, processes: int = 1) -> list[str]:
+    """The web server as ``scripts/run`` starts it: one uvicorn, ``--workers N`` when N > 1."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "photochanger.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--lifespan",
+        "off",
+        "--timeout-graceful-shutdown",
+        "65",
+        *(["--workers", str(processes)] if processes > 1 else []),
+    ]
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, str(BASE_DIR / "manage.py"), "run_worker"]
+
+
 def _child_commands(port: int, host: str, web_processes: int, worker_processes: int) -> dict[str, list[str]]:
-    python = sys.executable
-    commands: dict[str, list[str]] = {}
-    if web_processes:
-        commands["web"] = [
-            python,
-            "-m",
-            "uvicorn",
-            "photochanger.asgi:application",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--lifespan",
-            "off",
-            "--timeout-graceful-shutdown",
-            "65",
-            *(["--workers", str(web_processes)] if web_processes > 1 else []),
-        ]
+    commands = {"web": web_command(port, host, web_processes)} if web_processes else {}
     for number in range(1, worker_processes + 1):
-        commands[f"worker-{number}"] = [python, str(BASE_DIR / "manage.py"), "run_worker"]
+        commands[f"worker-{number}"] = worker_command()
     return commands
 
 
