@@ -7,7 +7,8 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -32,9 +33,30 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path
         time.sleep(0.1)
 
 
-def test_scripts_run_with_two_web_and_two_worker_processes_starts_them_all_and_stops_them_all(
-    studio, tmp_path
-):
+@dataclass
+class Run:
+    """``scripts/run`` with WEB_PROCESSES=2 WORKER_PROCESSES=2, up and serving."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    web_pids: set[int]
+    worker_pids: set[int]
+    descendants: list[psutil.Process]
+
+    def web_pids_seen(self) -> set[int]:
+        return {int(pid) for pid in WEB_PROCESS_STARTED.findall(self.log.read_text())}
+
+    def still_running(self) -> list[int]:
+        return [
+            process.pid
+            for process in self.descendants
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        ]
+
+
+@pytest.fixture
+def run(studio: object, tmp_path: Path) -> Iterator[Run]:
     port = free_port()
     log = tmp_path / "run.log"
     env = child_environment(
@@ -57,7 +79,7 @@ def test_scripts_run_with_two_web_and_two_worker_processes_starts_them_all_and_s
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    started: list[psutil.Process] = []
+    descendants: list[psutil.Process] = []
     try:
         wait_for(
             lambda: (
@@ -70,46 +92,73 @@ def test_scripts_run_with_two_web_and_two_worker_processes_starts_them_all_and_s
         )
         text = log.read_text()
         assert "2 web and 2 worker process(es)" in text
-        web_pids = {int(pid) for pid in WEB_PROCESS_STARTED.findall(text)}
-        worker_pids = {int(pid) for pid in WORKER_STARTED.findall(text)}
-        started = psutil.Process(launcher.pid).children(recursive=True)
-        descendants = {process.pid for process in started}
-        assert len(web_pids) == 2 and web_pids <= descendants, "two uvicorn web processes under scripts/run"
-        assert len(worker_pids) == 2 and worker_pids <= descendants, (
-            "two run_worker processes under scripts/run"
-        )
-        wait_for(
-            lambda: WorkerHeartbeat.objects.count() == 2,
-            timeout=30,
-            what="a heartbeat from each worker",
+        descendants = psutil.Process(launcher.pid).children(recursive=True)
+        yield Run(
+            process=launcher,
+            port=port,
             log=log,
-        )
-        assert {
-            int(name.split(":")[1]) for name in WorkerHeartbeat.objects.values_list("name", flat=True)
-        } == (worker_pids)
-        # The one address serves (first_run made slot-001 the offline sepia demo).
-        photo = make_jpeg(160, 120)
-        answer = booth_post(
-            port, "/ingest/slot-001", multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
-        )
-        assert answer.status == 200, answer.body[:300]
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
-
-        launcher.send_signal(signal.SIGTERM)
-        assert launcher.wait(timeout=90) == 0
-        assert "PhotoChanger stopped." in log.read_text()
-        still_running = [
-            process.pid for process in started if process.is_running() and process.status() != "zombie"
-        ]
-        assert still_running == [], "every web and worker process stopped with scripts/run"
-        assert WorkerHeartbeat.objects.count() == 0, (
-            "both workers stopped cleanly (each removes its heartbeat)"
+            web_pids={int(pid) for pid in WEB_PROCESS_STARTED.findall(text)},
+            worker_pids={int(pid) for pid in WORKER_STARTED.findall(text)},
+            descendants=descendants,
         )
     finally:
         if launcher.poll() is None:
-            started += psutil.Process(launcher.pid).children(recursive=True)
+            descendants += psutil.Process(launcher.pid).children(recursive=True)
             launcher.kill()
-        for process in started:
+        for process in descendants:
             with contextlib.suppress(psutil.Error):
                 process.kill()
         launcher.wait(timeout=30)
+
+
+def test_scripts_run_with_two_web_and_two_worker_processes_starts_them_all_and_stops_them_all(
+    run: Run,
+) -> None:
+    under_scripts_run = {process.pid for process in run.descendants}
+    assert len(run.web_pids) == 2 and run.web_pids <= under_scripts_run, "two uvicorn web processes"
+    assert len(run.worker_pids) == 2 and run.worker_pids <= under_scripts_run, "two run_worker processes"
+    wait_for(
+        lambda: WorkerHeartbeat.objects.count() == 2,
+        timeout=30,
+        what="a heartbeat from each worker",
+        log=run.log,
+    )
+    heartbeats = WorkerHeartbeat.objects.values_list("name", flat=True)
+    assert {int(name.split(":")[1]) for name in heartbeats} == run.worker_pids
+    # The one address serves (first_run made slot-001 the offline sepia demo).
+    photo = make_jpeg(160, 120)
+    answer = booth_post(
+        run.port, "/ingest/slot-001", multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
+    )
+    assert answer.status == 200, answer.body[:300]
+    assert httpx.get(f"http://127.0.0.1:{run.port}/healthz", timeout=10).status_code == 200
+
+    run.process.send_signal(signal.SIGTERM)
+
+    assert run.process.wait(timeout=90) == 0
+    assert "PhotoChanger stopped." in run.log.read_text()
+    assert run.still_running() == [], "every web and worker process stopped with scripts/run"
+    assert WorkerHeartbeat.objects.count() == 0, "both workers stopped cleanly (each removes its heartbeat)"
+
+
+def test_a_dead_web_process_is_replaced_and_a_dead_worker_takes_scripts_run_down_with_everything(
+    run: Run,
+) -> None:
+    killed_web = sorted(run.web_pids)[0]
+    psutil.Process(killed_web).kill()
+    wait_for(
+        lambda: len(run.web_pids_seen()) == 3,
+        timeout=60,
+        what="uvicorn started a new web process",
+        log=run.log,
+    )
+    assert run.process.poll() is None, "scripts/run carries on with the replacement"
+
+    psutil.Process(sorted(run.worker_pids)[0]).kill()
+
+    assert run.process.wait(timeout=90) == 1
+    assert re.search(r"worker-\d exited; stopping the rest\.", run.log.read_text())
+    run.descendants += [
+        psutil.Process(pid) for pid in run.web_pids_seen() - run.web_pids if psutil.pid_exists(pid)
+    ]
+    assert run.still_running() == [], "no web or worker process outlives scripts/run"
