@@ -23,6 +23,7 @@ from django.db import connection
 from conftest import INGEST_PASSWORD, Service, ServiceProcess, free_port
 from jobs.models import Job
 from jobs.tests.booth import BoothResponse, booth_fields, booth_post, make_jpeg, multipart_body
+from media.models import MediaObject
 from slots.models import Slot
 from slots.services import StudioSettingsChange, studio_settings_update
 
@@ -179,3 +180,6 @@ def test_a_killed_workers_jobs_are_finished_by_the_other_workers(farm, fake_gemi
     assert set(Job.objects.exclude(id__in=doomed_jobs).values_list("claim_count", flat=True)) == {1}
     # The killed worker's calls were lost with it; each of its jobs was called once more, no other job.
     assert fake_gemini.calls == jobs + len(doomed_jobs)
+    # No input left behind in the media store, the killed worker's jobs' included (the worker that
+    # finished a job releases its input right after the staff preview).
+    assert wait_for(lambda: not MediaObject.objects.filter(kind="input", deleted_at__isnull=True).exists())
