@@ -402,6 +402,16 @@ class Worker:
                 failure_message=_unusable_result_message(error),
                 provider_calls=result.attempts,
             )
+        except OSError as error:
+            # A full disk: our failure, not the provider's. The booth gets 503 with this message (see
+            # jobs.api); the partial file is already removed.
+            refusal = storage.not_stored(error, "the result")
+            return Outcome(
+                state=JobState.FAILED,
+                failure_reason=refusal.reason,
+                failure_message=refusal.message,
+                provider_calls=result.attempts,
+            )
         return Outcome(
             state=JobState.SUCCEEDED,
             result=stored,

@@ -181,6 +181,12 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Photos parsed into a temporary file remove it at once when the disk is full (jobs.upload_handlers).
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "jobs.upload_handlers.TemporaryFileUploadHandler",
+]
+
 # Uploads: the booth sends up to ~20 MB; bodies above the memory threshold spool to disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
