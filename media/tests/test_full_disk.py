@@ -13,14 +13,13 @@ import concurrent.futures
 import errno
 import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import INGEST_PASSWORD, TEST_SYNC_SECONDS, Service, free_port
+from conftest import INGEST_PASSWORD, TEST_SYNC_SECONDS, Service, free_port, wait_for
 from jobs.models import Job
 from jobs.tests.booth import BoothResponse, booth_fields, booth_post, make_jpeg, multipart_body, pad_jpeg
 from providers.tests.pipeline import configure_slot
@@ -129,15 +128,6 @@ def temp_on_small_disk(service: Service, small_disk: SmallDisk, gemini_slot: Any
     processes = OnSmallDisk(service, {"TMPDIR": str(small_disk.root / "tmp")})
     yield processes
     processes.stop()
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def assert_disk_full_answer(response: BoothResponse, what: str) -> dict[str, Any]:

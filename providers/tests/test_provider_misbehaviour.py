@@ -18,10 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TEST_SYNC_SECONDS, Service, ServiceProcess
+from conftest import TEST_SYNC_SECONDS, Service, ServiceProcess, wait_for
 from jobs.models import Job
 from jobs.tests.queue import set_provider_caps
 from media.models import MediaObject
+from providers.adapters.turbotext import result_host_refused
+from providers.base import ProviderError
+from providers.responses import ERROR_BODY_MAX_BYTES, send_bounded
 from providers.tests.pipeline import configure_slot, post_photo
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,15 +89,6 @@ def fakes(studio: Any, fake_gemini: Any, fake_openai: Any, fake_turbotext: Any) 
     return {"gemini": fake_gemini, "openai": fake_openai, "turbotext": fake_turbotext}
 
 
-def wait_for(condition: Any, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 @pytest.mark.parametrize(("provider", "mode", "expected"), CASES, ids=[f"{p}-{m}" for p, m, _ in CASES])
 def test_a_misbehaving_provider_ends_cleanly_and_frees_the_worker(
     service, module_worker, fakes, provider, mode, expected
@@ -154,11 +148,8 @@ def test_the_turbotext_result_is_downloaded_without_credentials(service, module_
 # --- bounded answers, without the service ---------------------------------------------------------
 
 
-def test_only_the_start_of_a_huge_error_body_is_read(fake_gemini, settings):
-    from providers.responses import ERROR_BODY_MAX_BYTES, send_bounded
-
-    fake_gemini.reset()
-    fake_gemini.set_script(["huge_error"])
+def send_to_fake_gemini(fake_gemini: Any) -> httpx.Response:
+    """One generateContent request through ``send_bounded``, as the Gemini adapter sends it."""
     url = f"{fake_gemini.base_url}/v1beta/models/gemini-2.5-flash-image:generateContent"
     body = {"contents": [{"parts": [{"inline_data": {"mime_type": "image/png", "data": "AAAA"}}]}]}
 
@@ -168,29 +159,23 @@ def test_only_the_start_of_a_huge_error_body_is_read(fake_gemini, settings):
                 client, "POST", url, provider="Gemini", json=body, headers={"x-goog-api-key": "k"}, timeout=5
             )
 
-    response = asyncio.run(call())
+    return asyncio.run(call())
+
+
+def test_only_the_start_of_a_huge_error_body_is_read(fake_gemini):
+    fake_gemini.reset()
+    fake_gemini.set_script(["huge_error"])
+    response = send_to_fake_gemini(fake_gemini)
     assert response.status_code == 400
     assert len(response.content) <= ERROR_BODY_MAX_BYTES
     fake_gemini.reset()
 
 
 def test_a_success_larger_than_the_limit_is_refused(fake_gemini, settings):
-    from providers.base import ProviderError
-    from providers.responses import send_bounded
-
     settings.PROVIDER_MAX_RESPONSE_BYTES = 1000  # the fake's answer is about 5.6 KB
     fake_gemini.reset()
-    url = f"{fake_gemini.base_url}/v1beta/models/gemini-2.5-flash-image:generateContent"
-    body = {"contents": [{"parts": [{"inline_data": {"mime_type": "image/png", "data": "AAAA"}}]}]}
-
-    async def call() -> httpx.Response:
-        async with httpx.AsyncClient() as client:
-            return await send_bounded(
-                client, "POST", url, provider="Gemini", json=body, headers={"x-goog-api-key": "k"}, timeout=5
-            )
-
     with pytest.raises(ProviderError) as refused:
-        asyncio.run(call())
+        send_to_fake_gemini(fake_gemini)
     assert not refused.value.retryable
     assert "larger than" in refused.value.message
     fake_gemini.reset()
@@ -210,16 +195,12 @@ def test_a_success_larger_than_the_limit_is_refused(fake_gemini, settings):
     ],
 )
 def test_turbotext_results_come_only_from_its_own_domain_by_default(settings, url, refused):
-    from providers.adapters.turbotext import result_host_refused
-
     settings.TURBOTEXT_API_BASE = "https://www.turbotext.ru"
     settings.TURBOTEXT_RESULT_HOSTS = []
     assert result_host_refused(url) == refused
 
 
 def test_turbotext_result_hosts_can_be_configured(settings):
-    from providers.adapters.turbotext import result_host_refused
-
     settings.TURBOTEXT_API_BASE = "https://www.turbotext.ru"
     settings.TURBOTEXT_RESULT_HOSTS = ["storage.example.net", ".cdn.example.org"]
     assert result_host_refused("https://storage.example.net/a.png") is None
