@@ -37,7 +37,7 @@ from jobs.heartbeats import worker_heartbeat_beat, worker_heartbeat_stop
 from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage, thumbnails
-from media.images import sniff_image_type
+from media.images import FarTooManyPixels, UnreadableImage, decoded_image_type, sniff_image_type
 from media.services import public_link_create
 from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
 from photochanger.deadlines import remaining_seconds
@@ -387,7 +387,31 @@ class Worker:
                 provider_calls=request.attempts,
             )
         self.latency.record(claimed.provider, time.monotonic() - started)
-        stored = await asyncio.to_thread(_store_result, claimed.id, result.image)
+        try:
+            stored = await asyncio.to_thread(
+                _store_result, claimed.id, result.image, check=not provider.results_are_trusted
+            )
+        except (UnreadableImage, FarTooManyPixels) as error:
+            logger.info(
+                "job %s: the provider's result is not a usable image: %s", claimed.id, error,
+                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": claimed.provider},
+            )  # fmt: skip
+            return Outcome(
+                state=JobState.FAILED,
+                failure_reason=FailureReason.PROVIDER_ERROR,
+                failure_message=_unusable_result_message(error),
+                provider_calls=result.attempts,
+            )
+        except OSError as error:
+            # A full disk: our failure, not the provider's. The booth gets 503 with this message (see
+            # jobs.api); the partial file is already removed.
+            refusal = storage.not_stored(error, "the result")
+            return Outcome(
+                state=JobState.FAILED,
+                failure_reason=refusal.reason,
+                failure_message=refusal.message,
+                provider_calls=result.attempts,
+            )
         return Outcome(
             state=JobState.SUCCEEDED,
             result=stored,
@@ -561,14 +585,29 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
     return photo, templates
 
 
-def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
-    """Write the provider's image under MEDIA_ROOT/results (blocking: writes and hashes the file). Its
-    staff preview is made after the finalize (``Worker._record_result_thumbnail``): the booth never waits
-    for it."""
-    mime_type = sniff_image_type(image.data) or image.mime_type
+def _store_result(job_id: uuid.UUID, image: ProviderImage, *, check: bool = True) -> StoredResult:
+    """Check that the provider's image decodes whole (``check``), then write it under MEDIA_ROOT/results
+    (blocking: decodes, writes and hashes). Its staff preview is made after the finalize
+    (``Worker._record_result_thumbnail``): the booth never waits for it.
+
+    Raises ``UnreadableImage`` / ``FarTooManyPixels`` for a result no booth could print (nothing is
+    written), ``OSError`` when the disk is full (the partial file is removed).
+    """
+    if check:
+        mime_type = decoded_image_type(image.data, max_pixels=settings.INGEST_MAX_PIXELS)
+    else:
+        mime_type = sniff_image_type(image.data) or image.mime_type
     path = storage.result_path(job_id, mime_type)
     checksum = storage.write_new(path, image.data)
     return StoredResult(path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum)
+
+
+def _unusable_result_message(error: UnreadableImage | FarTooManyPixels) -> str:
+    if isinstance(error, FarTooManyPixels):
+        return f"The provider's result has far too many pixels ({error}); it was not stored."
+    return (
+        "The provider's result is not a usable image (truncated, damaged or not an image); it was not stored."
+    )
 
 
 def _job_fields(claimed: ClaimedJob, outcome: Outcome, *, won: bool) -> dict[str, Any]:
