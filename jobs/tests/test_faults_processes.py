@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +29,15 @@ from django.conf import settings as django_settings
 from django.db.models import Count
 from django.utils import timezone
 
-from conftest import INGEST_PASSWORD, Service, ServiceProcess, database_url, free_port, service_environment
+from conftest import (
+    INGEST_PASSWORD,
+    Service,
+    ServiceProcess,
+    database_url,
+    free_port,
+    service_environment,
+    wait_until,
+)
 from jobs.cleanup import cleanup_run, orphan_files
 from jobs.models import Job
 from jobs.states import LIVE_STATES
@@ -72,15 +80,6 @@ def post(port: int, slot_id: str, photo: bytes, *, timeout: float = 60) -> Attem
         response.json().get("job_id", "") if response.status != 200 else ""
     )
     return attempt
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def live_jobs() -> int:
@@ -159,6 +158,12 @@ def files_without_a_row(media_root: Path) -> list[str]:
     return orphan_files(older_than=timezone.now() + timedelta(days=1))
 
 
+def no_files_without_a_row(media_root: Path) -> bool:
+    """Whether every file is kept by a row, within a few seconds: a finalize commits first, then the
+    process that made it deletes the files it released (a moment later)."""
+    return wait_until(lambda: files_without_a_row(media_root) == [], timeout=10)
+
+
 # --- A web process is killed while booths wait ---------------------------------------------------------
 
 
@@ -179,7 +184,7 @@ def test_jobs_of_booths_waiting_on_a_killed_web_process_finish_and_stay_download
     ]
     for thread in booths:
         thread.start()
-    assert wait_for(lambda: fake_gemini.calls == 5, timeout=20), "every photo reached the provider"
+    assert wait_until(lambda: fake_gemini.calls == 5, timeout=20), "every photo reached the provider"
 
     doomed.signal(signal.SIGKILL)
     doomed.process.wait(timeout=10)
@@ -187,7 +192,7 @@ def test_jobs_of_booths_waiting_on_a_killed_web_process_finish_and_stay_download
         thread.join(timeout=20)
     assert [attempt.status for attempt in attempts] == [None] * 5, "the waiting booths lost their connection"
 
-    assert wait_for(lambda: live_jobs() == 0, timeout=20)
+    assert wait_until(lambda: live_jobs() == 0, timeout=20)
     jobs = list(Job.objects.all())
     assert sorted(upload_size(job) for job in jobs) == sorted(len(photo) for photo in photos)
     assert {job.state for job in jobs} == {"succeeded"}, "the worker finished every job of the dead process"
@@ -195,7 +200,7 @@ def test_jobs_of_booths_waiting_on_a_killed_web_process_finish_and_stay_download
         download = httpx.get(f"{private_service.base_url}/public/results/{job.id}", timeout=10)
         assert download.status_code == 200, download.text
         assert download.headers["content-type"] == "image/png" and download.content.startswith(b"\x89PNG")
-    assert files_without_a_row(private_service.media_root) == []
+    assert no_files_without_a_row(private_service.media_root), files_without_a_row(private_service.media_root)
     assert list((private_service.media_root / "inputs").glob("*")) == [], "no input photo left behind"
 
     # The booth that saw its connection die sends the same photo again, to the web process still up.
@@ -216,39 +221,42 @@ def test_workers_killed_every_two_seconds_under_load_end_every_job_exactly_once(
     private_service.start_web()
     for _ in range(3):
         private_service.start_worker()
-    photos_per_booth = 3
+    kills = 6
     attempts: list[Attempt] = []
     killed: list[ServiceProcess] = []
-    booths_done = threading.Event()
+    load_over = threading.Event()
 
     def booth(slot_id: str) -> None:
-        for _ in range(photos_per_booth):
+        while not load_over.is_set():
             attempts.append(post(private_service.port, slot_id, unique_photo()))
             time.sleep(random.uniform(0.1, 0.5))
 
     def kill_a_worker_every_two_seconds() -> None:
-        while not booths_done.wait(2.0):
+        # The booths post for as long as the kills go on (about 12 s), however fast the machine is.
+        while len(killed) < kills:
+            time.sleep(2.0)
             victim = next(worker for worker in private_service.workers if worker.process.poll() is None)
             victim.signal(signal.SIGKILL)
             victim.process.wait(timeout=10)
             killed.append(victim)
             private_service.start_worker(wait_ready=False)
+        load_over.set()
 
     threads = [threading.Thread(target=booth, args=(slot_id,)) for slot_id in gemini_booths]
     killer = threading.Thread(target=kill_a_worker_every_two_seconds)
     for thread in [*threads, killer]:
         thread.start()
+    killer.join(timeout=60)
+    load_over.set()
     for thread in threads:
-        thread.join(timeout=120)
-    booths_done.set()
-    killer.join(timeout=30)
-    assert wait_for(lambda: live_jobs() == 0, timeout=40), "no job stuck live"
+        thread.join(timeout=60)
+    assert wait_until(lambda: live_jobs() == 0, timeout=40), "no job stuck live"
 
-    assert len(killed) >= 4, "the workers really were killed over and over"
-    assert len(attempts) == BOOTHS * photos_per_booth
-    assert Counter(attempt.status for attempt in attempts) == {200: BOOTHS * photos_per_booth}
+    assert len(killed) == kills, "the workers really were killed over and over"
+    assert len(attempts) >= 2 * BOOTHS
+    assert Counter(attempt.status for attempt in attempts) == {200: len(attempts)}
     jobs = list(Job.objects.all())
-    assert len(jobs) == BOOTHS * photos_per_booth and {job.state for job in jobs} == {"succeeded"}
+    assert len(jobs) == len(attempts) and {job.state for job in jobs} == {"succeeded"}
     finished = (
         ProcessingLogEntry.objects.filter(event="job_finished").values("job_id").annotate(n=Count("id"))
     )
@@ -322,7 +330,7 @@ def test_sigterm_to_a_web_process_and_a_worker_under_load_loses_no_request_and_n
     stop.set()
     for thread in threads:
         thread.join(timeout=30)
-    assert wait_for(lambda: live_jobs() == 0, timeout=20), "no job stuck live"
+    assert wait_until(lambda: live_jobs() == 0, timeout=20), "no job stuck live"
 
     assert "finishing in-flight jobs" in stopping_worker.output()
     answered = [attempt for attempt in attempts if attempt.status is not None]
@@ -340,4 +348,4 @@ def test_sigterm_to_a_web_process_and_a_worker_under_load_loses_no_request_and_n
     assert {job.claim_count for job in jobs.values()} == {1}, (
         "no job had to be re-claimed: the drain finished it"
     )
-    assert files_without_a_row(private_service.media_root) == []
+    assert no_files_without_a_row(private_service.media_root), files_without_a_row(private_service.media_root)
