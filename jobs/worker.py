@@ -163,8 +163,9 @@ class Worker:
         self._finalizing: set[uuid.UUID] = set()
         # Since when (monotonic) this worker's database calls have worked without a failure; None while
         # they fail. Other workers' lapsed leases are only requeued once it has worked for a whole lease:
-        # after an outage every live worker must first get the chance to renew its own.
-        self._database_back_since: float | None = 0.0
+        # after an outage every live worker must first get the chance to renew its own. Counted from the
+        # start too: a worker (re)started during or just after an outage has not seen the others renew.
+        self._database_back_since: float | None = time.monotonic()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
