@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from django.db import connection
 
-from conftest import INGEST_PASSWORD, Service, ServiceProcess, free_port
+from conftest import INGEST_PASSWORD, Service, ServiceProcess, free_port, wait_until
 from jobs.models import Job
 from jobs.tests.booth import BoothResponse, booth_fields, booth_post, make_jpeg, multipart_body
 from media.models import MediaObject
@@ -79,7 +78,7 @@ def farm(service: Service, studio: Any, settings: Any, media_store_env: dict[str
             service.start_worker("--concurrency", str(WORKER_CONCURRENCY), env=worker_env) for _ in range(3)
         ]
         # A worker whose LISTEN is not up yet claims once when it comes up: wait, so only NOTIFYs wake them.
-        assert wait_for(lambda: listening("farm-worker-listen") == len(workers))
+        assert wait_until(lambda: listening("farm-worker-listen") == len(workers), timeout=20)
         yield Farm(web=web, web_ports=ports, workers=workers)
     finally:
         service.stop_workers()
@@ -99,15 +98,6 @@ def listening(application_name: str) -> int:
 def claimed_by(worker: ServiceProcess) -> dict[str, Any]:
     """A filter for the jobs this worker process claimed (its name is host:pid:random)."""
     return {"claimed_by__contains": f":{worker.pid}:"}
-
-
-def wait_for(predicate: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_two_web_processes_and_three_workers_process_every_job_exactly_once(farm, fake_gemini):
@@ -137,7 +127,7 @@ def test_a_booth_held_by_one_web_process_is_woken_by_a_worker_in_another_process
     # A web process starts listening with its first held request; one that is not listening yet looks
     # at the row when it connects. After this first photo, only the NOTIFY can wake the second.
     assert farm.post(0).status == 200
-    assert wait_for(lambda: listening("farm-web-0-listen") == 1)
+    assert wait_until(lambda: listening("farm-web-0-listen") == 1, timeout=20)
 
     response = farm.post(0)
 
@@ -161,7 +151,7 @@ def test_a_killed_workers_jobs_are_finished_by_the_other_workers(farm, fake_gemi
     threads = [threading.Thread(target=post, args=(number,)) for number in range(jobs)]
     for thread in threads:
         thread.start()
-    assert wait_for(lambda: fake_gemini.calls == jobs), "every job reached the provider once"
+    assert wait_until(lambda: fake_gemini.calls == jobs, timeout=20), "every job reached the provider once"
     doomed = farm.workers[0]
     doomed_jobs = set(
         Job.objects.filter(state="processing", **claimed_by(doomed)).values_list("id", flat=True)
@@ -182,4 +172,6 @@ def test_a_killed_workers_jobs_are_finished_by_the_other_workers(farm, fake_gemi
     assert fake_gemini.calls == jobs + len(doomed_jobs)
     # No input left behind in the media store, the killed worker's jobs' included (the worker that
     # finished a job releases its input right after the staff preview).
-    assert wait_for(lambda: not MediaObject.objects.filter(kind="input", deleted_at__isnull=True).exists())
+    assert wait_until(
+        lambda: not MediaObject.objects.filter(kind="input", deleted_at__isnull=True).exists(), timeout=30
+    )

@@ -14,14 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import BASE_DIR, child_environment, database_url, free_port
+from conftest import BASE_DIR, child_environment, database_url, free_port, wait_until
 
 ENTRYPOINT = BASE_DIR / "docker" / "entrypoint.sh"
 APP_SERVICES = {"release", "web-1", "web-2", "worker", "cleanup"}
@@ -143,11 +142,12 @@ def entrypoint_environment(tmp_path: Path, **values: str) -> dict[str, str]:
 
 
 def wait_for_output(log: Path, pattern: str, count: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while len(re.findall(pattern, log.read_text(errors="replace"), re.M)) < count:
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"{pattern!r} ×{count} not seen:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
+    def seen() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"exited before {pattern!r} ×{count}:\n{log.read_text(errors='replace')}")
+        return len(re.findall(pattern, log.read_text(errors="replace"), re.M)) >= count
+
+    assert wait_until(seen, 60), f"{pattern!r} ×{count} not seen:\n{log.read_text(errors='replace')}"
 
 
 @pytest.mark.django_db(transaction=True)

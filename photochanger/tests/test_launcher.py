@@ -6,7 +6,6 @@ import contextlib
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from conftest import BASE_DIR, INGEST_PASSWORD, child_environment, database_url, free_port
+from conftest import BASE_DIR, INGEST_PASSWORD, child_environment, database_url, free_port, wait_until
 from jobs.models import WorkerHeartbeat
 from jobs.tests.booth import booth_fields, booth_post, make_jpeg, multipart_body
 
@@ -26,11 +25,9 @@ WORKER_STARTED = re.compile(r"Worker \S+:(\d+):\w+ running with concurrency")
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout} s:\n{log.read_text(errors='replace')[-4000:]}")
-        time.sleep(0.1)
+    assert wait_until(predicate, timeout), (
+        f"{what} within {timeout} s:\n{log.read_text(errors='replace')[-4000:]}"
+    )
 
 
 @dataclass
