@@ -5,13 +5,15 @@ Async views (``adrf``) served by ``photochanger.asgi.BoothPaths``; the work is i
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from adrf.views import APIView
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -24,12 +26,12 @@ from jobs.models import Job
 from jobs.states import LIVE_STATES, JobState
 from jobs.waiters import job_waiters
 from media import storage
+from media.downloads import stored_file_response
 from photochanger.api import error_schema
 from photochanger.db import db_call
 from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 from photochanger.intake import received_at
-from photochanger.offload import cpu_call
 
 
 class IngestRequestSerializer(serializers.Serializer[Any]):
@@ -132,7 +134,8 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
     job_id = str(outcome.job_id)
     if outcome.state == JobState.SUCCEEDED:
         try:
-            image = outcome.result or await cpu_call(storage.read, outcome.result_path)
+            # Read from the store in a thread of its own: on S3 this is a round trip, not CPU work.
+            image = outcome.result or await asyncio.to_thread(storage.read, outcome.result_path)
         except FileNotFoundError:
             raise ServiceError(
                 FailureReason.INTERNAL_ERROR, "The stored result is missing.", job_id=job_id
@@ -159,7 +162,9 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
 class StoredResultFile:
     path: str
     mime_type: str
+    size_bytes: int | None
     filename: str
+    expires_at: datetime | None
 
 
 def public_result_get(*, job_id: str) -> StoredResultFile:
@@ -170,7 +175,15 @@ def public_result_get(*, job_id: str) -> StoredResultFile:
         raise ServiceError(FailureReason.NOT_FOUND) from None
     job = (
         Job.objects.filter(id=parsed)
-        .only("id", "state", "result_path", "result_mime_type", "result_expires_at", "result_deleted_at")
+        .only(
+            "id",
+            "state",
+            "result_path",
+            "result_mime_type",
+            "result_size_bytes",
+            "result_expires_at",
+            "result_deleted_at",
+        )
         .first()
     )
     if job is None or job.state != JobState.SUCCEEDED or not job.result_path:
@@ -181,7 +194,25 @@ def public_result_get(*, job_id: str) -> StoredResultFile:
         raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.")
     extension = job.result_path.rsplit(".", 1)[-1]
     return StoredResultFile(
-        path=job.result_path, mime_type=job.result_mime_type, filename=f"photochanger-{job.id}.{extension}"
+        path=job.result_path,
+        mime_type=job.result_mime_type,
+        size_bytes=job.result_size_bytes,
+        filename=f"photochanger-{job.id}.{extension}",
+        expires_at=job.result_expires_at,
+    )
+
+
+def public_result_redirect_url(result: StoredResultFile) -> str | None:
+    """With ``S3_PRESIGNED_DOWNLOADS`` on S3: a presigned URL of the result, valid
+    ``S3_PRESIGNED_EXPIRY_SECONDS`` and never past the result's retention; None: stream it ourselves."""
+    if not storage.presigned_downloads():
+        return None
+    expires_in = settings.S3_PRESIGNED_EXPIRY_SECONDS
+    if result.expires_at is not None:
+        left = remaining_seconds(deadline=result.expires_at, now=timezone.now())
+        expires_in = min(expires_in, int(left))
+    return storage.presigned_url(
+        result.path, expires_in=expires_in, filename=result.filename, mime_type=result.mime_type
     )
 
 
@@ -192,6 +223,10 @@ class PublicResultView(APIView):
     @extend_schema(
         operation_id="download_result",
         summary="Download a job's result while it is retained (default 72 h)",
+        description=(
+            "Streamed from the media store, or, with S3_PRESIGNED_DOWNLOADS on S3, a 302 to a presigned "
+            "URL of the bucket valid a few minutes (never past the retention)."
+        ),
         parameters=[
             OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="Job UUID (X-Job-Id)")
         ],
@@ -199,24 +234,33 @@ class PublicResultView(APIView):
             (200, "image/*"): OpenApiResponse(
                 response=OpenApiTypes.BINARY, description="Content-Disposition: attachment"
             ),
+            302: OpenApiResponse(
+                description="S3_PRESIGNED_DOWNLOADS: Location is a short-lived presigned URL of the result"
+            ),
             404: error_schema("not_found"),
             410: error_schema("gone"),
         },
     )
-    async def get(self, request: Request, job_id: str) -> HttpResponse:
+    async def get(self, request: Request, job_id: str) -> HttpResponse | StreamingHttpResponse:
         result = await db_call(public_result_get, job_id=job_id)
+        # Signing is local (no request to the store); a thread all the same: boto3 sets up its client
+        # (JSON models, credentials) on a thread's first use.
+        redirect_to = await asyncio.to_thread(public_result_redirect_url, result)
+        if redirect_to is not None:
+            # The URL expires: nobody may keep this answer.
+            return HttpResponseRedirect(redirect_to, headers={"Cache-Control": "no-store"})
         try:
-            data = await cpu_call(storage.read, result.path)
+            return await stored_file_response(
+                path=result.path,
+                mime_type=result.mime_type,
+                size_bytes=result.size_bytes,
+                headers={
+                    "Content-Disposition": f'attachment; filename="{result.filename}"',
+                    "Cache-Control": "private, max-age=3600",
+                },
+            )
         except FileNotFoundError:
             raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.") from None
-        return HttpResponse(
-            data,
-            content_type=result.mime_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{result.filename}"',
-                "Cache-Control": "private, max-age=3600",
-            },
-        )
 
 
 class LegacyIngestView(IngestView):

@@ -419,8 +419,9 @@ SELECT {job.state}, {job.expires_at}, {job.failure_message}, {job.result_path}, 
 """,
     job=Job,
 )
-# A result this small is read on the database thread with its row (one thread hop, not two); larger
-# ones (a DSLR-size image) are read on a CPU thread.
+# A result this small on the local disk is read on the database thread with its row (one thread hop, not
+# two); larger ones (a DSLR-size image), and any on S3 (a round trip must not hold a database thread),
+# are read by the view in a thread of their own.
 SMALL_RESULT_BYTES = 1024 * 1024
 
 
@@ -436,7 +437,8 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
         break
     succeeded = state == JobState.SUCCEEDED
     result = None
-    if succeeded and result_path and result_size is not None and result_size <= SMALL_RESULT_BYTES:
+    small = result_size is not None and result_size <= SMALL_RESULT_BYTES
+    if succeeded and result_path and small and storage.is_local():
         try:
             result = storage.read(result_path)
         except FileNotFoundError:
