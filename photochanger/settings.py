@@ -7,6 +7,7 @@ starts no process and creates no file or directory.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from photochanger.embedded_db import data_dir_from_environment, embedded_database_url
+from photochanger.storage_settings import media_storage_config, presigned_expiry_seconds
 
 # Lets admin/forms classes be subscripted (ModelAdmin[Slot]) at runtime, as django-stubs types them.
 django_stubs_ext.monkeypatch()
@@ -53,47 +55,15 @@ SERVESTATIC_USE_FINDERS = DEBUG
 
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
-# --- Media store: Django's "default" storage (media.storage is the only code that touches it) ------------
-# filesystem: MEDIA_ROOT on this machine. s3: one S3-compatible bucket shared by every machine (AWS S3,
-# MinIO, Yandex Object Storage) through django-storages and boto3.
+# --- Media store: Django's "default" storage; media.storage is the only code that touches it ------------
+# filesystem (MEDIA_ROOT here) or s3 (a bucket every machine shares); see photochanger.storage_settings.
 MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="filesystem")
-# Public result downloads answer 302 to a presigned URL of the bucket valid this long (never past the
-# result's retention) instead of streaming through the web process.
+# Public result downloads answer 302 to a presigned URL of the bucket, valid this long (never past the
+# result's retention), instead of streaming through the web process.
 S3_PRESIGNED_DOWNLOADS = env.bool("S3_PRESIGNED_DOWNLOADS", default=False)
-S3_PRESIGNED_EXPIRY_SECONDS = env.int("S3_PRESIGNED_EXPIRY_SECONDS", default=300)
-if MEDIA_STORAGE == "filesystem":
-    _media_storage: dict[str, object] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
-elif MEDIA_STORAGE == "s3":
-    if not env.str("S3_BUCKET", default=""):
-        raise ImproperlyConfigured(
-            "MEDIA_STORAGE=s3 needs S3_BUCKET (and usually S3_ENDPOINT_URL, S3_REGION)."
-        )
-    _media_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": env.str("S3_BUCKET"),
-            # Unset: AWS itself. MinIO, Yandex (https://storage.yandexcloud.net) and the tests' moto server
-            # are reached here, addressed path-style (botocore's choice for a custom endpoint).
-            "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,
-            "region_name": env.str("S3_REGION", default="") or None,
-            # Unset: boto3's own chain (instance role, ~/.aws, AWS_* variables).
-            "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
-            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
-            "signature_version": "s3v4",
-            # Objects stay private (the bucket's policy); downloads go through us or a presigned URL.
-            "default_acl": None,
-            "querystring_auth": True,
-            "querystring_expire": S3_PRESIGNED_EXPIRY_SECONDS,
-            # Every name is new (a job id and a random suffix): no existence check before each upload.
-            "file_overwrite": True,
-            # Files opened for seeking (thumbnails, template previews) spool to disk above this.
-            "max_memory_size": 4 * 1024 * 1024,
-        },
-    }
-else:
-    raise ImproperlyConfigured(f"MEDIA_STORAGE={MEDIA_STORAGE!r}: use filesystem or s3.")
+S3_PRESIGNED_EXPIRY_SECONDS = presigned_expiry_seconds(os.environ)
 STORAGES = {
-    "default": _media_storage,
+    "default": media_storage_config(os.environ),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 

@@ -1,0 +1,279 @@
+"""The media store, the filesystem and S3 alike: every test runs against both (``media_store``).
+
+S3 is a local moto server reached with the real boto3 client, by this process and by the service's web
+and worker processes (``media_service``), which get the same MEDIA_STORAGE/S3_* variables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import timedelta
+from io import BytesIO
+
+import httpx
+import pytest
+from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.utils import timezone
+
+from conftest import S3_TEST_BUCKET, free_port
+from jobs.cleanup import cleanup_run
+from jobs.history import jobs_prune
+from jobs.models import Job
+from jobs.tests.booth import make_jpeg, pad_jpeg
+from jobs.tests.queue import make_finished_job
+from media import storage
+from media.models import MediaObject
+from providers.tests.fakes.gemini import PNG_BYTES
+from providers.tests.pipeline import configure_slot, post_photo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Bigger than a download chunk, so it is streamed in pieces rather than answered whole.
+BIG_PHOTO_BYTES = 2_500_000
+
+
+def big_photo() -> bytes:
+    return pad_jpeg(make_jpeg(), BIG_PHOTO_BYTES)
+
+
+def where_stored(path: str, s3_environment: dict[str, str], media_root) -> set[str]:
+    """Where a file really is, asked of the bucket and the disk directly (not through media.storage)."""
+    import boto3
+
+    places = set()
+    if (media_root / path).exists():
+        places.add("filesystem")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_environment["S3_ENDPOINT_URL"],
+        region_name=s3_environment["S3_REGION"],
+        aws_access_key_id=s3_environment["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3_environment["S3_SECRET_ACCESS_KEY"],
+    )
+    if client.list_objects_v2(Bucket=S3_TEST_BUCKET, Prefix=path).get("KeyCount"):
+        places.add("s3")
+    return places
+
+
+def wait_for(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+# --- the store itself, in this process -------------------------------------------------------------------
+
+
+def test_a_stored_file_reads_back_whole_and_as_a_stream_of_exact_chunks(media_store):
+    data = bytes(range(256)) * 12_000  # 3 MB
+    path = "results/stream-test-" + media_store + f"-{time.monotonic_ns()}.bin"
+    assert storage.write_new(path, data) == hashlib.sha256(data).hexdigest()
+    assert storage.read(path) == data
+    assert storage.size(path) == len(data)
+    with storage.open_stream(path) as stream:
+        chunks = [stream.read(100_000) for _ in range(31)]
+    assert [len(chunk) for chunk in chunks] == [100_000] * 30 + [len(data) - 3_000_000]
+    assert b"".join(chunks) == data
+    with storage.open_read(path) as seekable:
+        seekable.seek(len(data) - 10)
+        assert seekable.read() == data[-10:]
+    assert storage.delete(path)
+    assert not storage.exists(path)
+
+
+def test_a_missing_file_is_file_not_found_and_deleting_it_again_is_harmless(media_store):
+    path = f"inputs/never-stored-{time.monotonic_ns()}.jpg"
+    for read in (storage.read, storage.open_stream, storage.open_read, storage.size):
+        with pytest.raises(FileNotFoundError):
+            read(path)
+    storage.delete(path)
+    assert not storage.exists(path)
+
+
+def test_an_upload_spooled_to_disk_is_stored_whole(media_store):
+    photo = big_photo()
+    upload = TemporaryUploadedFile("IMG_0001.JPG", "image/jpeg", len(photo), None)
+    upload.write(photo)
+    upload.flush()
+    path = f"inputs/upload-{time.monotonic_ns()}.jpg"
+    try:
+        assert storage.write_new_from(path, upload) == len(photo)
+    finally:
+        upload.close()
+    assert storage.read(path) == photo
+    storage.delete(path)
+
+
+def test_paths_outside_the_store_are_refused(media_store):
+    for path in ("/etc/passwd", "../outside.jpg", "results/../../outside.jpg"):
+        with pytest.raises(ValueError):
+            storage.read(path)
+
+
+def test_only_s3_gives_presigned_urls(media_store):
+    path = f"results/presign-{time.monotonic_ns()}.jpg"
+    storage.write_new(path, b"\xff\xd8\xff result")
+    url = storage.presigned_url(path, expires_in=60, filename="x.jpg", mime_type="image/jpeg")
+    if media_store == "s3":
+        assert url is not None and f"/{S3_TEST_BUCKET}/{path}" in url and "X-Amz-Signature=" in url
+        assert "X-Amz-Expires=60" in url
+        assert httpx.get(url).content == b"\xff\xd8\xff result"
+    else:
+        assert url is None
+    storage.delete(path)
+
+
+# --- the service: web and worker processes on the same store ---------------------------------------------
+
+
+def test_a_booth_photo_goes_through_the_store_and_only_its_result_and_thumbnails_stay(
+    media_service, media_store, studio, s3_environment, service_media_root
+):
+    configure_slot("slot-001", "local", "sepia", {})
+    media_service.start_worker()
+    photo, response = post_photo(media_service, "slot-001", big_photo())
+    assert response.status == 200, response.body[:300]
+    assert response.body[:3] == b"\xff\xd8\xff"
+
+    job = Job.objects.get(id=response.headers["x-job-id"])
+    assert job.state == "succeeded"
+    assert storage.read(job.result_path) == response.body
+    assert where_stored(job.result_path, s3_environment, service_media_root) == {media_store}
+    input_row = MediaObject.objects.get(job=job, kind="input")
+    assert input_row.size_bytes == len(photo)
+    assert wait_for(lambda: not storage.exists(input_row.path)), "the input is deleted once the job is final"
+    assert wait_for(lambda: Job.objects.filter(id=job.id).exclude(result_thumbnail_path="").exists())
+    job.refresh_from_db()
+    assert storage.read(job.result_thumbnail_path)[:3] == b"\xff\xd8\xff"
+    assert storage.read(job.input_thumbnail_path)[:3] == b"\xff\xd8\xff"
+
+
+def test_a_result_download_streams_from_the_store(media_service, studio):
+    result = big_photo()
+    job = make_finished_job(result=result)
+    response = httpx.get(f"{media_service.base_url}/public/results/{job.id}")
+    assert response.status_code == 200
+    assert response.content == result
+    assert response.headers["content-length"] == str(len(result))
+    assert response.headers["content-disposition"] == f'attachment; filename="photochanger-{job.id}.jpg"'
+
+
+def test_presigned_downloads_redirect_to_the_bucket_on_s3_and_stream_from_disk(media_service, studio):
+    result = make_jpeg(320, 200)
+    job = make_finished_job(result=result)
+    port = free_port()
+    web = media_service.start_web_process(port, {"S3_PRESIGNED_DOWNLOADS": "true"})
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/public/results/{job.id}")
+    finally:
+        web.stop()
+    if media_service.env.get("MEDIA_STORAGE") == "s3":
+        assert response.status_code == 302
+        assert response.headers["cache-control"] == "no-store"
+        location = response.headers["location"]
+        assert location.startswith(media_service.env["S3_ENDPOINT_URL"]) and "X-Amz-Signature=" in location
+        downloaded = httpx.get(location)
+        assert downloaded.status_code == 200
+        assert downloaded.content == result
+        assert "attachment" in downloaded.headers.get("content-disposition", "")
+    else:
+        assert response.status_code == 200
+        assert response.content == result
+
+
+def test_a_presigned_url_never_outlives_the_result(media_service, studio):
+    job = make_finished_job(result_expires_in=timedelta(minutes=1, seconds=30))  # 30 s left
+    port = free_port()
+    web = media_service.start_web_process(port, {"S3_PRESIGNED_DOWNLOADS": "true"})
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/public/results/{job.id}")
+    finally:
+        web.stop()
+    if media_service.env.get("MEDIA_STORAGE") == "s3":
+        assert response.status_code == 302
+        expires = int(httpx.URL(response.headers["location"]).params["X-Amz-Expires"])
+        assert 1 <= expires <= 30
+    else:
+        assert response.status_code == 200
+
+
+def test_turbotext_downloads_the_photo_through_a_temporary_link(media_service, studio, fake_turbotext):
+    configure_slot(
+        "slot-008", "turbotext", "image2image", {"prompt": "супергерой", "poll_interval_seconds": 0.3}
+    )
+    media_service.start_worker()
+    photo, response = post_photo(media_service, "slot-008", big_photo())
+    assert response.status == 200, response.body[:300]
+    assert response.body == PNG_BYTES
+
+    create = next(request for request in fake_turbotext.requests if request["do"] == "create_queue")
+    link = create["fields"]["url"]
+    assert link.startswith(f"{media_service.base_url}/public/media/")
+    assert create["downloads"][link]["status"] == 200
+    assert create["downloads"][link]["length"] == len(photo), "the whole photo, streamed from the store"
+    assert httpx.get(link).status_code == 410, "the link dies with the job"
+
+
+def test_cleanup_deletes_expired_results_and_thumbnails_from_the_store(media_service, studio):
+    job = make_finished_job(result_expires_in=timedelta(seconds=0))
+    paths = [job.result_path, job.result_thumbnail_path]
+    assert all(storage.exists(path) for path in paths)
+
+    report = cleanup_run()
+    assert report.results_removed == 1
+    assert report.thumbnails_removed >= 1
+    assert not any(storage.exists(path) for path in paths)
+    gone = httpx.get(f"{media_service.base_url}/public/results/{job.id}")
+    assert gone.status_code == 410
+
+
+def test_cleanup_deletes_the_inputs_of_overdue_jobs_from_the_store(media_service, studio):
+    past = timezone.now() - timedelta(minutes=5)
+    job = Job.objects.create(
+        slot_id="slot-001", provider="local", created_at=past, expires_at=past + timedelta(seconds=48)
+    )
+    path = storage.input_path(job.id, "image/jpeg")
+    storage.write_new(path, make_jpeg())
+    MediaObject.objects.create(
+        job=job, kind="input", path=path, mime_type="image/jpeg", created_at=past, expires_at=job.expires_at
+    )
+
+    report = cleanup_run()
+    assert (report.timed_out_jobs, report.media_files_removed) == (1, 1)
+    assert not storage.exists(path)
+
+
+def test_prune_history_deletes_old_results_and_thumbnails_from_the_store(media_service, studio):
+    old = make_finished_job(
+        created_at=timezone.now() - timedelta(days=200), result_expires_in=timedelta(days=365)
+    )
+    paths = [old.result_path, old.result_thumbnail_path, old.input_thumbnail_path]
+    assert all(storage.exists(path) for path in paths)
+
+    assert jobs_prune(before=timezone.now() - timedelta(days=90)) == (1, 1)
+    assert not Job.objects.filter(id=old.id).exists()
+    assert not any(storage.exists(path) for path in paths)
+
+
+def test_template_previews_are_made_from_the_store(media_service, studio):
+    from django.core.files.base import ContentFile
+
+    from jobs.tests.booth import make_png
+    from slots.models import TemplateMedia
+    from slots.services import template_media_save, template_thumbnail_path
+
+    template = TemplateMedia(name="Frame")
+    template.file.save("frame.png", ContentFile(make_png(640, 480)), save=False)
+    template_media_save(template=template)
+    assert storage.exists(str(template.file.name))
+    preview = template_thumbnail_path(template=template)
+    assert preview is not None
+    from PIL import Image
+
+    with Image.open(BytesIO(storage.read(preview))) as image:
+        assert max(image.size) == 240
+    assert template_thumbnail_path(template=template) == preview, "made once"
