@@ -140,6 +140,10 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
             raise ServiceError(
                 FailureReason.INTERNAL_ERROR, "The stored result is missing.", job_id=job_id
             ) from None
+        except storage.StoreUnavailable:
+            raise ServiceError(
+                FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", job_id=job_id
+            ) from None
         return HttpResponse(
             image,
             content_type=outcome.result_mime_type,
@@ -239,6 +243,7 @@ class PublicResultView(APIView):
             ),
             404: error_schema("not_found"),
             410: error_schema("gone"),
+            503: error_schema("service_unavailable (the media store cannot be reached)"),
         },
     )
     async def get(self, request: Request, job_id: str) -> HttpResponse | StreamingHttpResponse:
@@ -261,6 +266,10 @@ class PublicResultView(APIView):
             )
         except FileNotFoundError:
             raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.") from None
+        except storage.StoreUnavailable:
+            raise ServiceError(
+                FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", retry_after=5
+            ) from None
 
 
 class LegacyIngestView(IngestView):

@@ -12,6 +12,7 @@ request shape (400) → password (401) → size (413) → image bytes (415 / 413
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from slots.passwords import ingest_password_checker
 from slots.selectors import SlotContext, slot_context_get
 from stats.selectors import client_recently_accepted, password_guesses_count
 from stats.services import log_entry_rejection_create
+
+logger = logging.getLogger(__name__)
 
 FILE_FIELDS = ("fileToUpload", "file")
 SECRET_FIELDS = frozenset({"password"})
@@ -204,9 +207,14 @@ def _store_photo(booth: BoothRequest, slot: SlotContext, job_id: uuid.UUID) -> S
     """Check the photo's size, type and pixels, then copy it to the media store (CPU thread)."""
     photo = photo_check(booth.upload, slot.size_limit_mb)
     path = storage.input_path(job_id, photo.mime_type)
-    return StoredPhoto(
-        path=path, size_bytes=storage.write_new_from(path, booth.upload), mime_type=photo.mime_type
-    )
+    try:
+        size_bytes = storage.write_new_from(path, booth.upload)
+    except storage.StoreUnavailable as error:
+        logger.warning("photo not stored: %s", error)
+        raise ServiceError(
+            FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", retry_after=5
+        ) from None
+    return StoredPhoto(path=path, size_bytes=size_bytes, mime_type=photo.mime_type)
 
 
 async def _check_lockout(context: IngestContext, client_ip: str | None) -> None:

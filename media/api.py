@@ -12,6 +12,7 @@ from rest_framework.request import Request
 
 from media.downloads import stored_file_response
 from media.services import public_media_get
+from media.storage import StoreUnavailable
 from photochanger.api import error_schema
 from photochanger.db import db_call
 from photochanger.errors import FailureReason, ServiceError
@@ -30,6 +31,7 @@ class PublicMediaView(APIView):
             (200, "image/*"): OpenApiResponse(response=OpenApiTypes.BINARY),
             404: error_schema("not_found"),
             410: error_schema("gone"),
+            503: error_schema("service_unavailable (the media store cannot be reached)"),
         },
     )
     async def get(self, request: Request, media_id: str) -> HttpResponse | StreamingHttpResponse:
@@ -45,3 +47,7 @@ class PublicMediaView(APIView):
             )
         except FileNotFoundError:
             raise ServiceError(FailureReason.GONE, "This link has expired.") from None
+        except StoreUnavailable:
+            raise ServiceError(
+                FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", retry_after=5
+            ) from None

@@ -23,9 +23,10 @@ import secrets
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from typing import Any, BinaryIO, Protocol, cast
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import Storage, storages
@@ -39,6 +40,28 @@ THUMBNAILS_DIR = "thumbnails"
 # Files opened for seeking (Pillow) from a remote store are held in memory up to this, then on disk.
 SPOOL_MEMORY_BYTES = 4 * 1024 * 1024
 COPY_CHUNK_BYTES = 1024 * 1024
+
+
+class StoreUnavailable(OSError):
+    """The media store could not be reached or refused the request (S3 down, wrong key or bucket).
+
+    An ``OSError``, like a failing disk, so code that copes with one copes with the other; ingest and
+    downloads answer 503 ``service_unavailable``.
+    """
+
+
+@contextlib.contextmanager
+def _store_errors(relative_path: str) -> Iterator[None]:
+    """boto3's errors as the filesystem's: FileNotFoundError for a missing object, else StoreUnavailable."""
+    try:
+        yield
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise FileNotFoundError(relative_path) from None
+        raise StoreUnavailable(f"the media store refused the request: {code or error}") from error
+    except BotoCoreError as error:
+        raise StoreUnavailable(f"the media store is unreachable: {error.__class__.__name__}") from error
 
 
 def media_storage() -> Storage:
@@ -87,17 +110,20 @@ def thumbnail_path(job_id: uuid.UUID, kind: str) -> str:
 def _save_new(relative_path: str, content: File[Any]) -> None:
     """Store ``content`` under exactly ``relative_path``; FileExistsError if the filesystem has one there.
 
-    A failed write leaves nothing behind (Django's filesystem storage would leave a partial file).
+    A failed write leaves nothing behind; StoreUnavailable when S3 cannot be reached.
     On S3 names are never checked first (``file_overwrite``): ours are unique, and a check would cost a
     round trip per file.
     """
     backend = media_storage()
     name = checked(relative_path)
     try:
-        saved = backend.save(name, content)
+        with _store_errors(relative_path):
+            saved = backend.save(name, content)
     except BaseException:
-        with contextlib.suppress(Exception):
-            backend.delete(name)
+        if _local_path(backend, name) is not None:
+            # Django's filesystem storage leaves what it wrote; an S3 upload that fails leaves nothing.
+            with contextlib.suppress(OSError):
+                backend.delete(name)
         raise
     if saved != name:
         # The filesystem storage picked another name because ours was taken: refuse, as "xb" would.
@@ -145,7 +171,8 @@ class _ObjectBody(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._body.read(len(buffer))
+        with _store_errors(""):
+            data = self._body.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
@@ -172,15 +199,12 @@ def open_stream(relative_path: str) -> BinaryIO:
     if local is not None:
         return open(local, "rb")
     if isinstance(backend, S3Storage):
-        client = backend.connection.meta.client
-        try:
+        with _store_errors(relative_path):
+            client = backend.connection.meta.client
             answer = client.get_object(Bucket=backend.bucket_name, Key=_object_key(backend, name))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise FileNotFoundError(relative_path) from None
-            raise
         return io.BufferedReader(_ObjectBody(answer["Body"]), buffer_size=COPY_CHUNK_BYTES)
-    return cast(BinaryIO, backend.open(name, "rb"))
+    with _store_errors(relative_path):
+        return cast(BinaryIO, backend.open(name, "rb"))
 
 
 def open_read(relative_path: str) -> BinaryIO:
@@ -209,11 +233,13 @@ def read(relative_path: str) -> bytes:
 
 
 def size(relative_path: str) -> int:
-    return int(media_storage().size(checked(relative_path)))
+    with _store_errors(relative_path):
+        return int(media_storage().size(checked(relative_path)))
 
 
 def exists(relative_path: str) -> bool:
-    return bool(media_storage().exists(checked(relative_path)))
+    with _store_errors(relative_path):
+        return bool(media_storage().exists(checked(relative_path)))
 
 
 def presigned_url(relative_path: str, *, expires_in: int, filename: str, mime_type: str) -> str | None:
@@ -222,8 +248,8 @@ def presigned_url(relative_path: str, *, expires_in: int, filename: str, mime_ty
     backend = media_storage()
     if not isinstance(backend, S3Storage):
         return None
-    return str(
-        backend.url(
+    with _store_errors(relative_path):
+        url = backend.url(
             checked(relative_path),
             parameters={
                 "ResponseContentDisposition": f'attachment; filename="{filename}"',
@@ -231,7 +257,7 @@ def presigned_url(relative_path: str, *, expires_in: int, filename: str, mime_ty
             },
             expire=max(1, expires_in),
         )
-    )
+    return str(url)
 
 
 def presigned_downloads() -> bool:
@@ -251,7 +277,8 @@ def delete(relative_path: str) -> bool:
     name = checked(relative_path)
     local = _local_path(backend, name)
     if local is None:
-        backend.delete(name)
+        with _store_errors(relative_path):
+            backend.delete(name)
         return True
     try:
         # One system call that also says whether the file was there (Storage.delete does not).
