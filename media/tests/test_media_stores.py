@@ -196,6 +196,7 @@ def test_a_presigned_url_never_outlives_the_result(media_service, studio):
     if media_service.env.get("MEDIA_STORAGE") == "s3":
         assert response.status_code == 302
         expires = int(httpx.URL(response.headers["location"]).params["X-Amz-Expires"])
+        assert job.result_expires_at is not None
         left = (job.result_expires_at - timezone.now()).total_seconds()
         assert 1 <= expires <= left + 1 < 300, "the retention's end, not the usual 300 s"
     else:
