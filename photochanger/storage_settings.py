@@ -24,6 +24,8 @@ S3_CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     connect_timeout=3,
     read_timeout=20,
+    # One client serves every thread of a process (media.storage): room for all of them at once.
+    max_pool_connections=64,
 )
 
 
