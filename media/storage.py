@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, BinaryIO, Protocol, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -307,3 +308,36 @@ def delete(relative_path: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def list_folder(folder: str) -> list[tuple[str, datetime]]:
+    """The files directly in ``folder`` (``inputs``, ``results``, …): (name in the store, last modified).
+
+    Django's ``listdir`` and ``get_modified_time``; on S3 the listing itself carries the times (one
+    request per 1,000 objects instead of one per object).
+    """
+    backend = media_storage()
+    prefix = checked(folder).rstrip("/") + "/"
+    if isinstance(backend, S3Storage):
+        listed = []
+        with _store_errors(folder):
+            pages = (
+                _s3_client(backend)
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=backend.bucket_name, Prefix=_object_key(backend, prefix), Delimiter="/")
+            )
+            for page in pages:
+                for entry in page.get("Contents", ()):
+                    name = prefix + str(entry["Key"]).rsplit("/", 1)[-1]
+                    if name != prefix:
+                        listed.append((name, entry["LastModified"]))
+        return listed
+    try:
+        _folders, files = backend.listdir(prefix)
+    except FileNotFoundError:
+        return []
+    listed = []
+    for file_name in files:
+        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile by its job or another cleanup
+            listed.append((prefix + file_name, backend.get_modified_time(prefix + file_name)))
+    return listed

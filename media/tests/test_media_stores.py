@@ -114,6 +114,19 @@ def test_paths_outside_the_store_are_refused(media_store):
             storage.read(path)
 
 
+def test_a_folder_lists_its_files_with_their_times_and_nothing_deeper(media_store):
+    folder = f"results/listing-{media_store}-{time.monotonic_ns()}"
+    before = timezone.now() - timedelta(seconds=5)
+    for name in ("a.jpg", "b.png", "deeper/c.jpg"):
+        storage.write_new(f"{folder}/{name}", b"x")
+    listed = dict(storage.list_folder(folder))
+    assert set(listed) == {f"{folder}/a.jpg", f"{folder}/b.png"}
+    assert all(before <= modified <= timezone.now() + timedelta(seconds=5) for modified in listed.values())
+    assert storage.list_folder(f"{folder}-never-written") == []
+    for name in ("a.jpg", "b.png", "deeper/c.jpg"):
+        storage.delete(f"{folder}/{name}")
+
+
 def test_only_s3_gives_presigned_urls(media_store):
     path = f"results/presign-{time.monotonic_ns()}.jpg"
     storage.write_new(path, b"\xff\xd8\xff result")
