@@ -4,8 +4,9 @@ Two scenarios against a running stack (bench/run.py starts it and calls this scr
 
 - ``passwords``: 16 clients, each from its own loopback address (127.0.0.2 …), post the booth's
   request with a new random wrong password as fast as they can;
-- ``slow``: N connections (default 200) send their headers and then the body at 1 byte a second,
-  reconnecting when cut off, like booths on a terrible uplink or an attacker.
+- ``slow``: N connections (default 300) send their headers and then the body at 1 byte a second,
+  reconnecting when cut off (after the body timeout's 408), like booths on a terrible uplink or an
+  attacker.
 
 Meanwhile one booth (127.0.0.1, the right password) posts photos one after another. The booth's
 overhead (response time minus the provider delay, which the bench sets to 0) is measured quiet first,
@@ -123,21 +124,30 @@ async def guesser(
             writer.close()
 
 
-async def trickler(port: int, length: int, stop: asyncio.Event, codes: dict[str, int]) -> None:
+async def trickler(
+    port: int,
+    length: int,
+    stop: asyncio.Event,
+    codes: dict[str, int],
+    answered_after: list[float],
+    interval: float = 1.0,
+) -> None:
     while not stop.is_set():
         writer: asyncio.StreamWriter | None = None
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            opened = time.monotonic()
             writer.write(request_head("/ingest/slot-001", length))
             await writer.drain()
             while not stop.is_set():
                 writer.write(b"-")
                 await writer.drain()
                 try:
-                    status, _data = await asyncio.wait_for(read_response(reader), timeout=1.0)
+                    status, _data = await asyncio.wait_for(read_response(reader), timeout=interval)
                 except TimeoutError:
                     continue
                 codes[str(status)] = codes.get(str(status), 0) + 1
+                answered_after.append(time.monotonic() - opened)
                 break
         except (OSError, asyncio.IncompleteReadError):
             codes["closed"] = codes.get("closed", 0) + 1
@@ -152,6 +162,7 @@ async def pressure(options: argparse.Namespace) -> None:
     photo = open(options.photo, "rb").read()
     stop = asyncio.Event()
     codes: dict[str, int] = {}
+    answered_after: list[float] = []  # slow connections: seconds from connecting to their answer
     if options.scenario == "passwords":
         template = body_for(photo, PLACEHOLDER.decode())
         tasks = [
@@ -161,14 +172,19 @@ async def pressure(options: argparse.Namespace) -> None:
     else:
         length = len(body_for(photo, options.password))
         tasks = [
-            asyncio.ensure_future(trickler(options.port, length, stop, codes)) for _ in range(options.clients)
+            asyncio.ensure_future(
+                trickler(options.port, length, stop, codes, answered_after, options.interval)
+            )
+            for _ in range(options.clients)
         ]
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     stop.set()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    print(json.dumps(codes), flush=True)
+    answered = sorted(answered_after)
+    timing = {"min": round(answered[0], 1), "max": round(answered[-1], 1)} if answered else None
+    print(json.dumps({"codes": codes, "answered_after_seconds": timing}), flush=True)
 
 
 async def main() -> None:
@@ -178,10 +194,11 @@ async def main() -> None:
     parser.add_argument("--photo", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--clients", type=int, default=0, help="guessers (16) or slow connections (200)")
+    parser.add_argument("--clients", type=int, default=0, help="guessers (16) or slow connections (300)")
+    parser.add_argument("--interval", type=float, default=1.0, help="slow: seconds between their bytes")
     parser.add_argument("--pressure-only", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
-    options.clients = options.clients or (16 if options.scenario == "passwords" else 200)
+    options.clients = options.clients or (16 if options.scenario == "passwords" else 300)
     if options.pressure_only:
         await pressure(options)
         return
@@ -198,7 +215,7 @@ async def main() -> None:
     assert child.stdin is not None
     child.stdin.close()
     out, _ = await child.communicate()
-    codes = json.loads(out.decode() or "{}")
+    pressure_figures = json.loads(out.decode() or "{}")
     quiet_p50 = quiet["overhead_ms"]["p50"]
     loaded_p50 = loaded["overhead_ms"]["p50"]
     print(json.dumps({
@@ -207,7 +224,8 @@ async def main() -> None:
         "booth_quiet": quiet,
         "booth_under_pressure": loaded,
         "ratio_p50": round(loaded_p50 / quiet_p50, 2) if quiet_p50 and loaded_p50 else None,
-        "pressure_codes": codes,
+        "pressure_codes": pressure_figures.get("codes"),
+        "pressure_answered_after_seconds": pressure_figures.get("answered_after_seconds"),
         "booth_5xx": sum(n for code, n in loaded["codes"].items() if code.startswith("5")),
     }))  # fmt: skip
 

@@ -12,7 +12,6 @@ request shape (400) → password (401) → size (413) → image bytes (415 / 413
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,8 +30,14 @@ from jobs.models import Job
 from jobs.services import NewJobInput, job_create, job_time_out
 from jobs.states import LIVE_STATES, JobState
 from media import storage
-from media.images import FarTooManyPixels, UnreadableImage, pixel_dimensions, sniff_image_type
-from photochanger.db import db_call
+from media.images import (
+    FarTooManyPixels,
+    UnreadableImage,
+    image_data_check,
+    pixel_dimensions,
+    sniff_image_type,
+)
+from photochanger.db import DatabaseUnavailable, db_call
 from photochanger.errors import HTTP_STATUS, FailureReason, ServiceError
 from photochanger.intake import release_body
 from photochanger.offload import cpu_call
@@ -41,8 +46,6 @@ from slots.passwords import ingest_password_checker
 from slots.selectors import SlotContext, slot_context_get
 from stats.selectors import client_recently_accepted, password_guesses_count
 from stats.services import log_entry_rejection_create
-
-logger = logging.getLogger(__name__)
 
 FILE_FIELDS = ("fileToUpload", "file")
 SECRET_FIELDS = frozenset({"password"})
@@ -111,13 +114,15 @@ async def ingest_accept(
     """Validate one booth request, store its photo and create its job; returns the job's deadline.
 
     Raises ``ServiceError`` from the catalogue; a rejected request leaves only its log entry behind
-    (no job, no file).
+    (no job, no file; with the database down, not even that: ``DatabaseUnavailable`` is answered at once).
     """
     started = time.monotonic()
     try:
         return await _accept(
             job_id=job_id, slot_id=slot_id, request=request, client_ip=client_ip, received_at=received_at
         )
+    except DatabaseUnavailable:
+        raise  # nowhere to log it; answered at once (the web log has the warning)
     except ServiceError as error:
         await db_call(
             ingest_log_rejection,
@@ -209,11 +214,9 @@ def _store_photo(booth: BoothRequest, slot: SlotContext, job_id: uuid.UUID) -> S
     path = storage.input_path(job_id, photo.mime_type)
     try:
         size_bytes = storage.write_new_from(path, booth.upload)
-    except storage.StoreUnavailable as error:
-        logger.warning("photo not stored: %s", error)
-        raise ServiceError(
-            FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", retry_after=5
-        ) from None
+    except OSError as error:
+        # A full disk, or S3 down or refusing (storage.StoreUnavailable): 503; no job, no file.
+        raise storage.not_stored(error, "the photo") from error
     return StoredPhoto(path=path, size_bytes=size_bytes, mime_type=photo.mime_type)
 
 
@@ -326,10 +329,15 @@ def booth_request_read(request: Request) -> BoothRequest:
     try:
         fields: Any = request.data
         files = request.FILES
-    except (ParseError, UnsupportedMediaType, SuspiciousOperation) as error:
+    except (ParseError, UnsupportedMediaType, SuspiciousOperation, UnicodeError) as error:
+        # UnicodeError: a charset in the Content-Type that cannot decode the form (idna refuses the
+        # "replace" error handling Django decodes with).
         raise ServiceError(FailureReason.INVALID_REQUEST, "Malformed multipart/form-data body.") from error
     except RequestDataTooBig as error:
         raise ServiceError(FailureReason.PAYLOAD_TOO_LARGE) from error
+    except OSError as error:
+        # A photo over FILE_UPLOAD_MAX_MEMORY_SIZE is parsed into a temporary file: the disk is full.
+        raise storage.not_stored(error, "the photo") from error
     field_name = next((name for name in FILE_FIELDS if name in files), None)
     if field_name is None:
         raise ServiceError(FailureReason.INVALID_REQUEST, "The photo is missing (file part 'fileToUpload').")
@@ -350,9 +358,15 @@ class CheckedPhoto:
     height: int | None
 
 
-def photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
-    """Size, type (by bytes) and pixel count of the photo, from its header alone (CPU thread).
+DAMAGED_PHOTO = "The photo is a damaged or incomplete image"
 
+
+def photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
+    """Size, type (by bytes), pixel count (from the header) and complete image data (CPU thread).
+
+    Cheapest first: a photo with too many pixels is refused from its header, before anything is
+    decoded; then the image data is read to its end (``media.images.image_data_check``: a DSLR JPEG
+    decoded at 1/8 scale, about 40 ms), so a truncated or undecodable photo never becomes a job.
     Raises the catalogue's ``ServiceError`` (413, 415). Also used by staff test runs (``jobs.slot_test_runs``).
     """
     limit = min(size_limit_mb * 1024 * 1024, settings.INGEST_ABSOLUTE_MAX_BYTES)
@@ -369,20 +383,24 @@ def photo_check(upload: UploadedFile, size_limit_mb: int) -> CheckedPhoto:
         dimensions = pixel_dimensions(upload, mime_type)
     except UnreadableImage as error:
         raise ServiceError(
-            FailureReason.UNSUPPORTED_MEDIA_TYPE,
-            "The photo is damaged or incomplete: its header cannot be read.",
+            FailureReason.UNSUPPORTED_MEDIA_TYPE, f"{DAMAGED_PHOTO}: its header cannot be read."
         ) from error
     except FarTooManyPixels as error:
         raise ServiceError(
             FailureReason.PAYLOAD_TOO_LARGE, f"The photo has far too many pixels; {cap}."
         ) from error
-    if dimensions is None:
-        return CheckedPhoto(mime_type=mime_type, width=None, height=None)
-    width, height = dimensions
-    if width * height > settings.INGEST_MAX_PIXELS:
+    width, height = dimensions if dimensions is not None else (None, None)
+    if width is not None and height is not None and width * height > settings.INGEST_MAX_PIXELS:
         raise ServiceError(
             FailureReason.PAYLOAD_TOO_LARGE, f"The photo has too many pixels ({width}×{height}); {cap}."
         )
+    try:
+        image_data_check(upload, mime_type)
+    except UnreadableImage as error:
+        raise ServiceError(
+            FailureReason.UNSUPPORTED_MEDIA_TYPE,
+            f"{DAMAGED_PHOTO}: its data ends early or cannot be decoded.",
+        ) from error
     return CheckedPhoto(mime_type=mime_type, width=width, height=height)
 
 
@@ -392,16 +410,22 @@ def _request_metadata(fields: Any, field_name: str, upload: UploadedFile) -> dic
     for name, values in fields.lists():
         if name in SECRET_FIELDS or name in FILE_FIELDS:
             continue
-        texts = [str(value)[:MAX_METADATA_VALUE_LENGTH] for value in values if isinstance(value, str)]
+        texts = [_storable(value, MAX_METADATA_VALUE_LENGTH) for value in values if isinstance(value, str)]
         if texts:
-            metadata[name[:100]] = texts[0] if len(texts) == 1 else texts
+            metadata[_storable(name, 100)] = texts[0] if len(texts) == 1 else texts
     metadata["_upload"] = {
         "field": field_name,
-        "filename": (upload.name or "")[:255],
-        "content_type": (upload.content_type or "")[:100],
+        "filename": _storable(upload.name or "", 255),
+        "content_type": _storable(upload.content_type or "", 100),
         "size_bytes": upload.size,
     }
     return metadata
+
+
+def _storable(text: str, length: int) -> str:
+    """``text`` cut to ``length`` as PostgreSQL's jsonb can hold it: no NUL, no lone surrogate."""
+    cut = text[:length].replace("\x00", "\ufffd")
+    return cut.encode("utf-8", "replace").decode("utf-8")
 
 
 # --- The answer the booth gets -------------------------------------------------------------------
@@ -411,6 +435,7 @@ def _request_metadata(fields: Any, field_name: str, upload: UploadedFile) -> dic
 class IngestOutcome:
     job_id: uuid.UUID
     state: str
+    failure_reason: str
     failure_message: str
     result_path: str
     result_mime_type: str
@@ -421,8 +446,8 @@ class IngestOutcome:
 # building cost more than the query itself here). Names from the model, so a rename fails at import.
 _OUTCOME_SQL = sql(
     """
-SELECT {job.state}, {job.expires_at}, {job.failure_message}, {job.result_path}, {job.result_mime_type},
-       {job.result_size_bytes}
+SELECT {job.state}, {job.expires_at}, {job.failure_reason}, {job.failure_message}, {job.result_path},
+       {job.result_mime_type}, {job.result_size_bytes}
   FROM {job} WHERE {job.id} = %s
 """,
     job=Job,
@@ -438,7 +463,8 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
     for _attempt in range(2):
         with connection.cursor() as cursor:
             cursor.execute(_OUTCOME_SQL, [job_id])
-            state, expires_at, failure_message, result_path, result_mime_type, result_size = cursor.fetchone()
+            row = cursor.fetchone()
+        state, expires_at, failure_reason, failure_message, result_path, result_mime_type, result_size = row
         if state in LIVE_STATES and timezone.now() >= expires_at:
             job_time_out(job_id=job_id)
             continue  # re-read: we, a worker or cleanup finalized it just now
@@ -454,6 +480,7 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
     return IngestOutcome(
         job_id=job_id,
         state=state,
+        failure_reason=failure_reason,
         failure_message=failure_message,
         result_path=result_path if succeeded else "",
         result_mime_type=result_mime_type,

@@ -37,9 +37,9 @@ from jobs.heartbeats import worker_heartbeat_beat, worker_heartbeat_stop
 from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.states import JobState
 from media import storage, thumbnails
-from media.images import sniff_image_type
+from media.images import FarTooManyPixels, UnreadableImage, decoded_image_type, sniff_image_type
 from media.services import public_link_create
-from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
+from photochanger.db import DatabaseUnavailable, db_call, db_housekeeping_call, db_pool_close, listen_forever
 from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
@@ -69,6 +69,10 @@ HEARTBEAT_SECONDS = 5.0
 THUMBNAIL_THREADS = 2
 THUMBNAIL_NICE = 10
 LATE_THUMBNAIL_WAIT_SECONDS = 30.0
+# A job's outcome that cannot be written because the database is unreachable is tried again this often,
+# until the job's deadline is this far behind (then whoever reaches the database first writes the timeout).
+FINALIZE_RETRY_SECONDS = 0.5
+FINALIZE_RETRY_GRACE_SECONDS = 10.0
 _thumbnail_executor: ThreadPoolExecutor | None = None
 
 
@@ -157,6 +161,11 @@ class Worker:
         self._api_keys: dict[str, tuple[float, str]] = {}
         # Jobs whose provider work is done and whose finalize is under way: never cancelled.
         self._finalizing: set[uuid.UUID] = set()
+        # Since when (monotonic) this worker's database calls have worked without a failure; None while
+        # they fail. Other workers' lapsed leases are only requeued once it has worked for a whole lease:
+        # after an outage every live worker must first get the chance to renew its own. Counted from the
+        # start too: a worker (re)started during or just after an outage has not seen the others renew.
+        self._database_back_since: float | None = time.monotonic()
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -244,10 +253,21 @@ class Worker:
                 lease=self.lease,
                 min_remaining=self.latency.min_remaining(),
             )
-        except ServiceError:
-            await asyncio.sleep(self.poll_seconds)
+        except DatabaseUnavailable:
+            # The loop idles until woken: by the LISTEN connection coming back (the server is up again)
+            # or, at the latest, by the fallback poll.
+            self._database_failed()
             return False
+        self._database_works()
         for item in claimed:
+            if item.claim_count > 1:
+                # The job's earlier claim lost its lease (its worker died, or stalled past the lease):
+                # the provider is called again for it. What a crash costs, counted here.
+                logger.warning(
+                    "job %s: claim %s, an earlier claim's lease lapsed; calling the provider again",
+                    item.id, item.claim_count,
+                    extra={"job_id": str(item.id), "slot_id": item.slot_id, "provider": item.provider},
+                )  # fmt: skip
             stale = self._running.get(item.id)
             if stale is not None:
                 # Our own earlier claim of this job lapsed (this loop stalled past the lease) and we
@@ -261,6 +281,8 @@ class Worker:
         return len(claimed) == room
 
     def _job_done(self, job_id: uuid.UUID, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("job %s: its task failed", job_id, exc_info=error, extra={"job_id": str(job_id)})
         running = self._running.get(job_id)
         if running is None or running.task is not task:
             return  # a stale claim's task: the job's current claim keeps its place
@@ -278,6 +300,7 @@ class Worker:
             still_ours = await db_housekeeping_call(
                 services.jobs_renew_leases, worker=self.name, claims=claims, lease=self.lease
             )
+            self._database_works()
             now = timezone.now()
             for job_id in claims.keys() - still_ours:
                 running = self._running.get(job_id)
@@ -297,11 +320,26 @@ class Worker:
                 started_at=self._started_at,
                 jobs_in_flight=len(self._running),
             )
-        requeued, timed_out = await db_housekeeping_call(services.jobs_recover_stale)
+        requeued, timed_out = await db_housekeeping_call(
+            services.jobs_recover_stale, requeue=self._may_requeue_others()
+        )
+        self._database_works()
         if requeued:
             self._wake.set()
         self.stats.stale_requeued += requeued
         self.stats.stale_timed_out += timed_out
+
+    def _database_failed(self) -> None:
+        self._database_back_since = None
+
+    def _database_works(self) -> None:
+        if self._database_back_since is None:
+            self._database_back_since = time.monotonic()
+
+    def _may_requeue_others(self) -> bool:
+        """Whether a lapsed lease now means a dead worker, not one that could not reach the database."""
+        back_since = self._database_back_since
+        return back_since is not None and time.monotonic() - back_since >= self.lease.total_seconds()
 
     # --- one job ---------------------------------------------------------------------------------
 
@@ -317,6 +355,15 @@ class Worker:
             logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
             _thumbnail_discard(input_thumbnail)
             raise
+        except DatabaseUnavailable:
+            # The adapter needed the database (a key, a public link) while it was down: the job goes
+            # back to the queue once its lease lapses (or times out at its deadline), not failed.
+            logger.warning(
+                "job %s: database unavailable during processing; left to be claimed again", claimed.id,
+                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id},
+            )  # fmt: skip
+            _thumbnail_discard(input_thumbnail)
+            return
         except Exception:
             logger.exception(
                 "job %s: internal error",
@@ -387,7 +434,31 @@ class Worker:
                 provider_calls=request.attempts,
             )
         self.latency.record(claimed.provider, time.monotonic() - started)
-        stored = await asyncio.to_thread(_store_result, claimed.id, result.image)
+        try:
+            stored = await asyncio.to_thread(
+                _store_result, claimed.id, result.image, check=not provider.results_are_trusted
+            )
+        except (UnreadableImage, FarTooManyPixels) as error:
+            logger.info(
+                "job %s: the provider's result is not a usable image: %s", claimed.id, error,
+                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": claimed.provider},
+            )  # fmt: skip
+            return Outcome(
+                state=JobState.FAILED,
+                failure_reason=FailureReason.PROVIDER_ERROR,
+                failure_message=_unusable_result_message(error),
+                provider_calls=result.attempts,
+            )
+        except OSError as error:
+            # A full disk: our failure, not the provider's. The booth gets 503 with this message (see
+            # jobs.api); the partial file is already removed.
+            refusal = storage.not_stored(error, "the result")
+            return Outcome(
+                state=JobState.FAILED,
+                failure_reason=refusal.reason,
+                failure_message=refusal.message,
+                provider_calls=result.attempts,
+            )
         return Outcome(
             state=JobState.SUCCEEDED,
             result=stored,
@@ -405,7 +476,12 @@ class Worker:
         cached = self._api_keys.get(provider)
         now = time.monotonic()
         if cached is None or now - cached[0] > API_KEY_CACHE_SECONDS:
-            cached = (now, await db_call(provider_key_get, provider=provider))
+            try:
+                cached = (now, await db_call(provider_key_get, provider=provider))
+            except DatabaseUnavailable:
+                if cached is None:
+                    raise
+                return cached[1]  # the database is away for a moment: the last key read still works
             self._api_keys[provider] = cached
         return cached[1]
 
@@ -415,14 +491,7 @@ class Worker:
         # Never cancelled by housekeeping from here, also while a late input thumbnail is recorded.
         self._finalizing.add(claimed.id)
         try:
-            won = await db_call(
-                services.job_finalize,
-                job_id=claimed.id,
-                outcome=outcome,
-                claimed_by=self.name,
-                claim_count=claimed.claim_count,
-                keep_input=late_input_thumbnail is not None,
-            )
+            won = await self._write_outcome(claimed, outcome, keep_input=late_input_thumbnail is not None)
             logger.info(
                 "job %s %s",
                 claimed.id,
@@ -453,6 +522,29 @@ class Worker:
         finally:
             self._finalizing.discard(claimed.id)
 
+    async def _write_outcome(self, claimed: ClaimedJob, outcome: Outcome, *, keep_input: bool) -> bool:
+        """``job_finalize`` for this claim, tried again while the database is unreachable; True when won.
+
+        Gives up (False) once the job's deadline is ``FINALIZE_RETRY_GRACE_SECONDS`` behind: a result
+        can no longer land then, and the job is timed out by whoever reaches the database first.
+        """
+        give_up_at = max(claimed.expires_at, timezone.now()) + timedelta(seconds=FINALIZE_RETRY_GRACE_SECONDS)
+        while True:
+            try:
+                return await db_call(
+                    services.job_finalize,
+                    job_id=claimed.id,
+                    outcome=outcome,
+                    claimed_by=self.name,
+                    claim_count=claimed.claim_count,
+                    keep_input=keep_input,
+                )
+            except DatabaseUnavailable:
+                if timezone.now() >= give_up_at:
+                    logger.warning("job %s: database unavailable; its outcome was not written", claimed.id)
+                    return False
+                await asyncio.sleep(FINALIZE_RETRY_SECONDS)
+
     async def _record_result_thumbnail(self, claimed: ClaimedJob, result: StoredResult) -> None:
         """After the booth has its answer: the result's staff preview, made at low priority, recorded once."""
         path = await asyncio.get_running_loop().run_in_executor(
@@ -464,7 +556,13 @@ class Worker:
                 source_path=result.path,
             ),
         )
-        if path and not await db_call(services.job_result_thumbnail_record, job_id=claimed.id, path=path):
+        try:
+            recorded = bool(path) and await db_call(
+                services.job_result_thumbnail_record, job_id=claimed.id, path=path
+            )
+        except DatabaseUnavailable:
+            recorded = False  # the result stays downloadable; staff see it without a preview
+        if path and not recorded:
             await asyncio.to_thread(storage.delete, path)
 
     async def _record_late_input_thumbnail(self, claimed: ClaimedJob, future: asyncio.Future[str]) -> None:
@@ -478,13 +576,16 @@ class Worker:
         except asyncio.CancelledError:
             _thumbnail_discard(future)  # the input is left to cleanup (its job is final)
             raise
-        recorded = await db_call(
-            services.job_input_thumbnail_record,
-            job_id=claimed.id,
-            claimed_by=self.name,
-            claim_count=claimed.claim_count,
-            path=path,
-        )
+        try:
+            recorded = await db_call(
+                services.job_input_thumbnail_record,
+                job_id=claimed.id,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+                path=path,
+            )
+        except DatabaseUnavailable:
+            recorded = False  # the kept input is released by cleanup (its job is final)
         if path and not recorded:
             await asyncio.to_thread(storage.delete, path)
 
@@ -507,6 +608,8 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                if isinstance(error, DatabaseUnavailable):
+                    self._database_failed()
                 logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
 
 
@@ -561,14 +664,29 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
     return photo, templates
 
 
-def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
-    """Write the provider's image under MEDIA_ROOT/results (blocking: writes and hashes the file). Its
-    staff preview is made after the finalize (``Worker._record_result_thumbnail``): the booth never waits
-    for it."""
-    mime_type = sniff_image_type(image.data) or image.mime_type
+def _store_result(job_id: uuid.UUID, image: ProviderImage, *, check: bool = True) -> StoredResult:
+    """Check that the provider's image decodes whole (``check``), then store it under results/ in the
+    media store (blocking: decodes, writes and hashes). Its staff preview is made after the finalize
+    (``Worker._record_result_thumbnail``): the booth never waits for it.
+
+    Raises ``UnreadableImage`` / ``FarTooManyPixels`` for a result no booth could print (nothing is
+    written), ``OSError`` when the disk is full or S3 fails (``StoreUnavailable``; nothing is left).
+    """
+    if check:
+        mime_type = decoded_image_type(image.data, max_pixels=settings.INGEST_MAX_PIXELS)
+    else:
+        mime_type = sniff_image_type(image.data) or image.mime_type
     path = storage.result_path(job_id, mime_type)
     checksum = storage.write_new(path, image.data)
     return StoredResult(path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum)
+
+
+def _unusable_result_message(error: UnreadableImage | FarTooManyPixels) -> str:
+    if isinstance(error, FarTooManyPixels):
+        return f"The provider's result has far too many pixels ({error}); it was not stored."
+    return (
+        "The provider's result is not a usable image (truncated, damaged or not an image); it was not stored."
+    )
 
 
 def _job_fields(claimed: ClaimedJob, outcome: Outcome, *, won: bool) -> dict[str, Any]:

@@ -10,14 +10,17 @@ Every function here blocks on the disk or the network: async code calls them in 
 Every file gets a fresh, unique name (the job id, a random suffix) and is referenced by a database row
 only after it is fully written, so readers never see half a file. On the filesystem a photo is moved
 (an upload Django spooled to disk) or written once; on S3 it is uploaded from the file it came in, and
-read back as a stream, so a DSLR photo is never held in memory whole where it was not before.
+read back as a stream, so a DSLR photo is never held in memory whole where it was not before. A write
+that fails (a full disk, S3 down) leaves no file; ``not_stored`` turns the error into the catalogue's 503.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
+import logging
 import os
 import secrets
 import shutil
@@ -34,6 +37,9 @@ from django.core.files.storage import Storage, storages
 from storages.backends.s3 import S3Storage
 
 from media.images import extension_for
+from photochanger.errors import FailureReason, ServiceError
+
+logger = logging.getLogger(__name__)
 
 INPUTS_DIR = "inputs"
 RESULTS_DIR = "results"
@@ -46,8 +52,8 @@ COPY_CHUNK_BYTES = 1024 * 1024
 class StoreUnavailable(OSError):
     """The media store could not be reached or refused the request (S3 down, wrong key or bucket).
 
-    An ``OSError``, like a failing disk, so code that copes with one copes with the other; ingest and
-    downloads answer 503 ``service_unavailable``.
+    An ``OSError``, like a failing disk, so code that copes with one copes with the other: ``not_stored``
+    (ingest, the worker's result) and the downloads answer 503 ``service_unavailable``.
     """
 
 
@@ -341,3 +347,21 @@ def list_folder(folder: str) -> list[tuple[str, datetime]]:
         with contextlib.suppress(FileNotFoundError):  # deleted meanwhile by its job or another cleanup
             listed.append((prefix + file_name, backend.get_modified_time(prefix + file_name)))
     return listed
+
+
+# A full disk, or a full quota on it.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def not_stored(error: OSError, what: str) -> ServiceError:
+    """The catalogue's 503 for ``what`` ("the photo", "the result", "the upload") that could not be
+    written (the disk is full or failing, the S3 store down or refusing); logged for ops with the path
+    (never the bytes)."""
+    logger.error("%s not stored: %s (%s)", what, error.strerror or error, error.filename or "")
+    if isinstance(error, StoreUnavailable):
+        message = f"The media store is unavailable: {what} could not be stored."
+    elif error.errno in DISK_FULL_ERRNOS:
+        message = f"The server's disk is full: {what} could not be stored."
+    else:
+        message = f"The server could not store {what} ({error.strerror or error.__class__.__name__})."
+    return ServiceError(FailureReason.SERVICE_UNAVAILABLE, message)

@@ -40,6 +40,7 @@ from django.http.response import HttpResponseBase  # noqa: E402
 from django.urls import Resolver404, resolve  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from media.storage import not_stored  # noqa: E402
 from photochanger.errors import FailureReason, ServiceError  # noqa: E402
 from photochanger.intake import (  # noqa: E402
     BODY_SCOPE_KEY,
@@ -99,6 +100,28 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def _is_secure(scope: Scope) -> bool:
+    """HTTPS as Django's ``request.is_secure()`` judges it: the proxy's header when configured, else the scheme."""
+    proxy_header = settings.SECURE_PROXY_SSL_HEADER
+    if proxy_header:
+        name, secure_value = proxy_header
+        wanted = name.removeprefix("HTTP_").lower().replace("_", "-").encode("latin-1")
+        for header, value in scope.get("headers", []):
+            if header == wanted:
+                return bool(value.decode("latin-1").split(",", 1)[0].strip() == secure_value)
+    return bool(scope.get("scheme") == "https")
+
+
+def strict_transport_security() -> str:
+    """The HSTS value, built from the same settings as Django's SecurityMiddleware."""
+    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        value += "; includeSubDomains"
+    if settings.SECURE_HSTS_PRELOAD:
+        value += "; preload"
+    return value
 
 
 def ingest_body_limit(size_limit_mb: int | None) -> int:
@@ -183,6 +206,10 @@ class BoothPaths:
                 too_large = ServiceError(FailureReason.PAYLOAD_TOO_LARGE)
                 await self._refuse(scope, send, slot_id, too_large, log=is_ingest)
                 return
+            except OSError as error:
+                # A body spooled to a full temporary disk: 503 (the spool file is unnamed, closed below).
+                await self._refuse(scope, send, slot_id, not_stored(error, "the upload"), log=is_ingest)
+                return
             await self._serve(scope, receive, send, body)
         finally:
             body.close()
@@ -203,7 +230,9 @@ class BoothPaths:
 
     async def _refuse(self, scope: Scope, send: Any, slot_id: str, error: ServiceError, *, log: bool) -> None:
         """Answer before the view ran (the connection is closed: the rest of the body is not read)."""
-        if log:
+        from photochanger.db import DatabaseUnavailable
+
+        if log and not isinstance(error, DatabaseUnavailable):  # with the database down: answer at once
             from jobs.ingest import ingest_log_rejection
             from photochanger.db import db_call
 
@@ -216,10 +245,10 @@ class BoothPaths:
                     client_ip=client[0],
                     duration_ms=int((timezone.now() - scope[RECEIVED_AT_SCOPE_KEY]).total_seconds() * 1000),
                 )
-        await self._send(error_http_response(error, close=True), send)
+        await self._send(error_http_response(error, close=True), send, scope)
 
-    async def _send(self, response: HttpResponseBase, send: Any) -> None:
-        await self.django.send_response(self._finish(response), send)
+    async def _send(self, response: HttpResponseBase, send: Any, scope: Scope) -> None:
+        await self.django.send_response(self._finish(response, scope), send)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Any, body: ReceivedBody) -> None:
         if _content_length(scope) is None:
@@ -232,7 +261,7 @@ class BoothPaths:
         request, _refusal = self.django.create_request(scope, body.file)
         if request is None:
             await self._send(
-                error_http_response(ServiceError(FailureReason.INVALID_REQUEST), close=True), send
+                error_http_response(ServiceError(FailureReason.INVALID_REQUEST), close=True), send, scope
             )
             return
         try:
@@ -247,7 +276,7 @@ class BoothPaths:
                     await view
                 return
             response = view.result()
-            await self._send(response, send)
+            await self._send(response, send, scope)
             response.close()
         finally:
             request.close()
@@ -271,9 +300,11 @@ class BoothPaths:
         return response
 
     @staticmethod
-    def _finish(response: HttpResponseBase) -> HttpResponseBase:
+    def _finish(response: HttpResponseBase, scope: Scope) -> HttpResponseBase:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if settings.SECURE_HSTS_SECONDS and _is_secure(scope):
+            response.headers.setdefault("Strict-Transport-Security", strict_transport_security())
         # Booth software reads the image by its length: no chunked encoding.
         if not response.streaming and "Content-Length" not in response:
             response["Content-Length"] = str(len(response.content))  # type: ignore[attr-defined]

@@ -150,16 +150,26 @@ _options.setdefault("application_name", env.str("DATABASE_APPLICATION_NAME", def
 # Server-side parameters let psycopg prepare statements it runs repeatedly: the hot-path statements
 # are planned once per connection instead of on every photo.
 _options.setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
+# See "reconnect_timeout" below: bounds how long after a database outage the pool may still be waiting.
+POOL_RECONNECT_SECONDS = 2.0
 if _database_url_given:
     # Django's connection pool (psycopg_pool), one per process: a thread takes a connection on its first
     # query and gives it back when Django closes it (end of a request, close_old_connections()); the pool
     # keeps it open for the next one (idle connections above min_size close after 10 minutes). max_size
-    # bounds the process's connections: a thread finding them all taken waits up to timeout seconds,
-    # then gets an OperationalError (503 on the hot path).
+    # bounds the process's connections: a thread finding none free waits up to timeout seconds, then gets
+    # an OperationalError (503 on the hot path). That wait is short because the booth must get its 503
+    # within 2 s while the server is down; with the server up a thread only ever waits for a connection
+    # being opened (milliseconds; the hot path needs DB_EXECUTOR_THREADS + 1 of the 16, each for a
+    # few milliseconds per query), so 1 s never turns a slow moment into a 503.
     _options["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=0),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=1.0),
+        # A connection the pool fails to (re)open is retried after 1 s, 2 s, 4 s… only for this long,
+        # then dropped: the next query that needs one opens a new one at once. With psycopg_pool's default
+        # (5 minutes) the pool could still be sleeping through a 16 s backoff long after a restarted server
+        # came back.
+        "reconnect_timeout": POOL_RECONNECT_SECONDS,
     }
 _database["OPTIONS"] = _options
 # Connections are reused through the pool, never kept by a thread: under ASGI, Django's per-request threads
@@ -194,6 +204,12 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
+
+# Photos parsed into a temporary file remove it at once when the disk is full (jobs.upload_handlers).
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "jobs.upload_handlers.TemporaryFileUploadHandler",
+]
 
 # Uploads: the booth sends up to ~20 MB; bodies above the memory threshold spool to disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
@@ -272,6 +288,12 @@ PROVIDER_CONCURRENCY = {
         "PROVIDER_CONCURRENCY", default={"gemini": "64", "openai": "32", "turbotext": "32"}
     ).items()
 }
+# The most a provider's successful answer may be (bytes, counted as they arrive): a 4K PNG as base64 JSON
+# is about 40 MB. Error answers are read only to 64 KiB (providers.responses).
+PROVIDER_MAX_RESPONSE_BYTES = env.int("PROVIDER_MAX_RESPONSE_BYTES", default=64 * 1024 * 1024)
+# Hosts Turbotext's result image may be downloaded from ("example.com", or ".example.com" for any of its
+# subdomains). Empty: the domain of TURBOTEXT_API_BASE and its subdomains (providers.adapters.turbotext).
+TURBOTEXT_RESULT_HOSTS = env.list("TURBOTEXT_RESULT_HOSTS", default=[])
 # Worker: lease on a claimed job, renewed while the provider call runs; idle poll interval.
 WORKER_LEASE_SECONDS = env.float("WORKER_LEASE_SECONDS", default=10.0)
 WORKER_POLL_SECONDS = env.float("WORKER_POLL_SECONDS", default=1.0)
@@ -327,6 +349,18 @@ AXES_VERBOSE = False
 # Its log lines name the client address (what ops need); the username typed stays masked.
 AXES_SENSITIVE_PARAMETERS = ["username"]
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", False) else None
+# Behind the reverse proxy that terminates TLS (Docs/runbooks.md): it sets X-Forwarded-Proto.
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+# Staff pages only over HTTPS: a plain-HTTP request through the proxy is redirected, and browsers are
+# told to keep to HTTPS (HSTS, on HTTPS answers only; the booth paths send it too, photochanger.asgi).
+# Booth paths are never redirected (a POST does not follow one with its photo), nor are the probes and
+# the metrics, which reach the web process directly, without the proxy's X-Forwarded-Proto.
+SECURE_SSL_REDIRECT = BEHIND_TLS_PROXY
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if BEHIND_TLS_PROXY else 0)
+# The service has a host name of its own (booth.example.com): its subdomains, if any, are HTTPS too.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG

@@ -54,8 +54,17 @@ SELECT slot.{slot.id}, slot.{slot.is_active}, slot.{slot.provider}, slot.{slot.o
 )
 
 
+def could_be_slot_id(slot_id: str) -> bool:
+    """False for text no slot id can be: longer than the column, or with a NUL character (which
+    PostgreSQL text cannot hold, so asking would fail rather than find nothing)."""
+    longest = Slot._meta.get_field("id").max_length or 0
+    return len(slot_id) <= longest and "\x00" not in slot_id
+
+
 def slot_context_get(*, slot_id: str) -> SlotContext | None:
     """The slot, its bound templates (in provider order) and the global settings; None if no such slot."""
+    if not could_be_slot_id(slot_id):
+        return None
     with connection.cursor() as cursor:
         cursor.execute(_SLOT_CONTEXT_SQL, [slot_id])
         row = cursor.fetchone()
@@ -77,8 +86,6 @@ def slot_context_get(*, slot_id: str) -> SlotContext | None:
 
 def slot_size_limit_mb(*, slot_id: str) -> int | None:
     """The photo size limit of an active slot; None for an unknown or inactive slot."""
-    from slots.models import Slot
-
-    return (
-        Slot.objects.filter(id=slot_id[:16], is_active=True).values_list("size_limit_mb", flat=True).first()
-    )
+    if not could_be_slot_id(slot_id):
+        return None
+    return Slot.objects.filter(id=slot_id, is_active=True).values_list("size_limit_mb", flat=True).first()

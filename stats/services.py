@@ -50,7 +50,8 @@ def log_entry_rejection_create(
             {
                 "created_at": created_at,
                 "event": LogEvent.INGEST_REJECTED.value,
-                "slot_id": slot_id[:64],
+                # As the booth typed it in the URL, minus what PostgreSQL text cannot hold.
+                "slot_id": slot_id.replace("\x00", "\ufffd")[:64],
                 "http_status": http_status,
                 "failure_reason": failure_reason,
                 "duration_ms": duration_ms,

@@ -145,45 +145,65 @@ def booth_post(
     content_length: int | None = None,
     timeout: float = 90,
     source: str | None = None,
+    headers: dict[str, str] | None = None,
+    chunked: bool = False,
+    expect: str | None = "100-continue",
 ) -> BoothResponse:
-    """POST like the booth: headers with Expect: 100-continue, body only after 100 Continue."""
+    """POST like the booth: headers with Expect: 100-continue, body only after 100 Continue.
+
+    ``headers`` are sent too (after the booth's own); ``chunked`` sends the body with
+    ``Transfer-Encoding: chunked`` (64 KB chunks) and no ``Content-Length``. ``expect``: another
+    ``Expect`` value (any case), or None for none; unless it is ``100-continue``, the body follows the
+    headers at once, as a client that expects no interim answer sends it.
+    """
     started = time.monotonic()
     length = len(body) if content_length is None else content_length
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {length}"
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    if expect is not None:
+        extra = f"Expect: {expect}\r\n{extra}"
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
-    ).encode()
+        f"Content-Type: {content_type}\r\n{framing}\r\n{extra}\r\n"
+    ).encode("latin-1")
+    waits_for_continue = expect is not None and expect.lower() == "100-continue"
+    if chunked:
+        pieces = [body[start : start + 65536] for start in range(0, len(body), 65536)]
+        body = b"".join(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" for piece in pieces) + b"0\r\n\r\n"
     # ``source``: another loopback address (127.0.0.2, …) plays another booth or client.
     source_address = (source, 0) if source else None
     with socket.create_connection(
         ("127.0.0.1", port), timeout=timeout, source_address=source_address
     ) as sock:
-        sock.sendall(head)
+        sock.sendall(head if waits_for_continue else head + body)
         reader = sock.makefile("rb")
         status_line = reader.readline()
         got_continue = b" 100 " in status_line
         if got_continue:
             reader.readline()  # blank line after 100 Continue
-            try:
-                sock.sendall(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+            if waits_for_continue:
+                try:
+                    sock.sendall(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
             status_line = reader.readline()
+        if not status_line:
+            raise ConnectionError(f"the server closed the connection without an answer to POST {path[:80]}")
         status = int(status_line.split(b" ")[1])
-        headers: dict[str, str] = {}
+        response_headers: dict[str, str] = {}
         while True:
             line = reader.readline()
             if line in (b"\r\n", b"\n", b""):
                 break
             name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            data = reader.read(int(headers["content-length"]))
+            response_headers[name.strip().lower()] = value.strip()
+        if "content-length" in response_headers:
+            data = reader.read(int(response_headers["content-length"]))
         else:
             data = reader.read()
     return BoothResponse(
         status=status,
-        headers=headers,
+        headers=response_headers,
         body=data,
         elapsed=time.monotonic() - started,
         got_continue=got_continue,

@@ -113,6 +113,44 @@ def test_unknown_or_disabled_slot_gets_404_and_creates_no_job(service, local_slo
     _assert_rejected(service, response, status, reason)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ingest/slot-001%00",
+        "/ingest/" + "s" * 300,
+        "/ingest/%D1%81%D0%BB%D0%BE%D1%82-001",
+        "/ingest/slot-001%20",
+    ],
+    ids=["NUL character", "300 characters", "Cyrillic", "trailing space"],
+)
+def test_a_slot_id_no_slot_can_have_gets_404_json_and_is_logged(service, local_slot, path):
+    photo = make_jpeg()
+    response = booth_post(
+        service.port, path, multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
+    )
+    _assert_rejected(service, response, 404, "slot_not_found")
+
+
+def test_a_slot_id_with_a_nul_character_and_a_big_photo_gets_404_not_500(service, local_slot):
+    # Over 1 MB the slot's own limit is looked up before 100 Continue: that lookup must not fail either.
+    photo = make_jpeg(1800, 1400, quality=95, noise=True)
+    body = multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
+    assert len(body) > 1.3 * 1024 * 1024
+    _assert_rejected(service, booth_post(service.port, "/ingest/slot-001%00", body), 404, "slot_not_found")
+
+
+def test_nul_characters_in_booth_fields_are_kept_as_replacement_characters(service, worker, local_slot):
+    photo = make_jpeg()
+    fields = [*booth_fields(photo, INGEST_PASSWORD), ("survey\x00name", "a\x00b")]
+    body = multipart_body(fields, photo=photo, filename="IMG\x00_0003.JPG", content_type="image/jp\x00eg")
+    response = booth_post(service.port, "/ingest/slot-001", body)
+
+    assert response.status == 200, response.body[:300]
+    metadata = Job.objects.get(id=response.headers["x-job-id"]).request_metadata
+    assert metadata["survey\ufffdname"] == "a\ufffdb"
+    assert "\x00" not in str(metadata)
+
+
 def test_missing_photo_gets_400_and_creates_no_job(service, local_slot):
     body = multipart_body(booth_fields(b"", INGEST_PASSWORD), file_field=None)
     _assert_rejected(service, booth_post(service.port, "/ingest/slot-001", body), 400, "invalid_request")
@@ -132,6 +170,15 @@ def test_missing_password_gets_400_and_creates_no_job(service, local_slot):
 def test_malformed_multipart_gets_400_and_creates_no_job(service, local_slot):
     body = b"--" + BOUNDARY.encode() + b"\r\nContent-Disposition: garbage\r\n\r\nno end"
     _assert_rejected(service, booth_post(service.port, "/ingest/slot-001", body), 400, "invalid_request")
+
+
+@pytest.mark.parametrize("charset", ["idna", "utf-16", "hex"])
+def test_a_charset_that_cannot_decode_the_form_gets_400_not_500(service, local_slot, charset):
+    photo = make_jpeg()
+    body = multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
+    content_type = f"multipart/form-data; boundary={BOUNDARY}; charset={charset}"
+    response = booth_post(service.port, "/ingest/slot-001", body, content_type=content_type)
+    _assert_rejected(service, response, 400, "invalid_request")
 
 
 def test_wrong_password_gets_401_and_creates_no_job(service, local_slot):

@@ -1,5 +1,6 @@
 """Photos of every size a booth really sends, through the booth's exact request (Expect: 100-continue,
-DSLR Remote Pro's fields), and the photos refused from their header: too many pixels, unreadable.
+DSLR Remote Pro's fields), the photos refused from their header (too many pixels, unreadable) and the
+ones refused because their image data is incomplete (a truncated upload).
 
 A 20-megapixel camera writes 5–8 MB JPEGs; Django spools uploads above FILE_UPLOAD_MAX_MEMORY_SIZE to
 disk, which must work exactly like a small photo in memory.
@@ -20,6 +21,7 @@ from jobs.tests.booth import (
     booth_post,
     make_dslr_jpeg,
     make_jpeg,
+    make_png,
     make_png_bomb,
     multipart_body,
     pad_jpeg,
@@ -85,7 +87,7 @@ def test_photos_of_every_size_a_booth_sends_come_back_processed(service, worker,
     assert list((service.media_root / "inputs").glob("*")) == [], "the input is gone once the job is final"
 
 
-def _assert_refused_from_the_header(service, response, status, reason, words):
+def _assert_refused(service, response, status, reason, words):
     assert response.status == status, response.body[:300]
     body = response.json()
     assert body["failure_reason"] == reason
@@ -102,14 +104,14 @@ def test_a_decompression_bomb_gets_413_from_its_header_and_reaches_no_provider(
     bomb = make_png_bomb(20000, 20000)  # 0.4 MB on the wire, 400 megapixels decoded
     body = multipart_body(booth_fields(bomb, INGEST_PASSWORD), photo=bomb, content_type="image/png")
     response = booth_post(service.port, "/ingest/slot-001", body)
-    _assert_refused_from_the_header(service, response, 413, "payload_too_large", "too many pixels")
+    _assert_refused(service, response, 413, "payload_too_large", "too many pixels")
 
 
 def test_a_photo_just_over_the_pixel_cap_is_refused_with_its_size(service, worker, grayscale_slot):
     big = make_png_bomb(10000, 5001)  # 50.01 megapixels: under Pillow's own limit, over ours
     body = multipart_body(booth_fields(big, INGEST_PASSWORD), photo=big, content_type="image/png")
     response = booth_post(service.port, "/ingest/slot-001", body)
-    _assert_refused_from_the_header(service, response, 413, "payload_too_large", "10000×5001")
+    _assert_refused(service, response, 413, "payload_too_large", "10000×5001")
 
 
 def test_the_pixel_cap_is_configurable(service, grayscale_slot):
@@ -124,7 +126,7 @@ def test_the_pixel_cap_is_configurable(service, grayscale_slot):
         )
     finally:
         web.stop()
-    _assert_refused_from_the_header(service, response, 413, "payload_too_large", "0.1 megapixels")
+    _assert_refused(service, response, 413, "payload_too_large", "0.1 megapixels")
 
 
 def test_bytes_that_only_start_like_a_jpeg_get_415_as_damaged(service, grayscale_slot):
@@ -132,4 +134,23 @@ def test_bytes_that_only_start_like_a_jpeg_get_415_as_damaged(service, grayscale
     response = booth_post(
         service.port, "/ingest/slot-001", multipart_body(booth_fields(fake, INGEST_PASSWORD), photo=fake)
     )
-    _assert_refused_from_the_header(service, response, 415, "unsupported_media_type", "damaged")
+    _assert_refused(service, response, 415, "unsupported_media_type", "damaged")
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    ["DSLR JPEG cut in half", "DSLR JPEG without its last 100 bytes", "PNG cut short"],
+)
+def test_a_truncated_photo_gets_415_damaged_or_incomplete_and_becomes_no_job(
+    service, worker, grayscale_slot, damaged
+):
+    if damaged == "PNG cut short":
+        whole = make_png(1200, 800)
+        photo, content_type = whole[: len(whole) - 40], "image/png"
+    else:
+        whole = dslr_photo()  # 6.5 MB: the upload is spooled to a temporary file, not kept in memory
+        kept = len(whole) // 2 if "half" in damaged else len(whole) - 100
+        photo, content_type = whole[:kept], "image/jpeg"
+    body = multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo, content_type=content_type)
+    response = booth_post(service.port, "/ingest/slot-001", body)
+    _assert_refused(service, response, 415, "unsupported_media_type", "damaged or incomplete image")

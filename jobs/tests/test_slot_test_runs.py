@@ -179,6 +179,20 @@ def test_a_file_that_is_no_image_is_refused_in_words_and_leaves_nothing(
     assert not Job.objects.exists() and stored_inputs(media_root) == []
 
 
+def test_a_truncated_photo_is_refused_as_damaged_as_the_booth_would_be(
+    admin_client, grayscale_slot, media_root
+):
+    whole = make_jpeg(800, 600, noise=True)
+
+    response = admin_client.post(form_url(), {"photo": photo(whole[: len(whole) // 2])})
+
+    assert response.status_code == 200
+    assert (
+        "Файл не является изображением JPEG, PNG, WebP или HEIC либо повреждён." in response.content.decode()
+    )
+    assert not Job.objects.exists() and stored_inputs(media_root) == []
+
+
 def test_a_photo_over_the_slots_size_limit_is_refused_as_the_booth_would_be(
     admin_client, grayscale_slot, media_root
 ):

@@ -331,3 +331,21 @@ def test_a_store_that_fails_gets_the_booth_a_503_and_creates_no_job(s3_service, 
     assert download.status_code == 503
     assert download.json()["failure_reason"] == "service_unavailable"
     assert response.elapsed < 15, "boto3 gives up within a few seconds (3 attempts), well inside the window"
+
+
+def test_cleanup_sweeps_files_no_row_keeps_from_the_store(media_service, studio):
+    import uuid
+
+    kept = make_finished_job(result_expires_in=timedelta(hours=72))
+    orphans = [
+        f"results/{uuid.uuid4()}-dd.png",  # a worker killed between storing a result and its finalize
+        f"inputs/{uuid.uuid4()}.jpg",  # a web process killed between storing the photo and the job
+    ]
+    for path in orphans:
+        storage.write_new(path, b"bytes")
+
+    # Every file counts as old enough: an S3 object's time cannot be set back as a file's can.
+    report = cleanup_run(orphan_min_age=timedelta(minutes=-1))
+    assert report.orphan_files_removed >= len(orphans)
+    assert not any(storage.exists(path) for path in orphans)
+    assert all(storage.exists(path) for path in (kept.result_path, kept.result_thumbnail_path))

@@ -28,7 +28,17 @@ def assert_json_not_found(status: int, headers: dict[str, str], body: dict[str, 
 
 @pytest.mark.parametrize(
     "path",
-    ["/public/nothing/here", "/public/", "/public", "/public/results/", "/ingest", "/api/ingest/a/b/c"],
+    [
+        "/public/nothing/here",
+        "/public/",
+        "/public",
+        "/public/results/",
+        "/public/results",
+        "/public/media/",
+        "/public/media",
+        "/ingest",
+        "/api/ingest/a/b/c",
+    ],
 )
 def test_an_unknown_booth_path_answers_the_json_not_found_body(service: Any, path: str) -> None:
     response = httpx.get(f"{service.base_url}{path}", follow_redirects=False)
