@@ -308,7 +308,7 @@ class TemplateMediaAdmin(admin.ModelAdmin[TemplateMedia]):
         try:
             # A preview is a few KB: read whole (a FileResponse would be read whole under ASGI anyway).
             data = storage.read(thumbnail)
-        except FileNotFoundError:
+        except OSError:  # gone, or the media store is down: no preview, never a server error
             raise Http404 from None
         return HttpResponse(
             data, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}

@@ -349,3 +349,36 @@ def test_cleanup_sweeps_files_no_row_keeps_from_the_store(media_service, studio)
     assert report.orphan_files_removed >= len(orphans)
     assert not any(storage.exists(path) for path in orphans)
     assert all(storage.exists(path) for path in (kept.result_path, kept.result_thumbnail_path))
+
+
+def test_a_staff_test_run_on_a_store_that_is_down_is_refused_on_the_page(s3_environment, studio, settings):
+    from jobs.slot_test_runs import TestRunRefused, sample_photo, slot_test_run_start
+    from photochanger.storage_settings import media_storage_config
+    from slots.models import Slot
+
+    broken = {**s3_environment, "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    settings.STORAGES = {**settings.STORAGES, "default": media_storage_config(broken)}
+    configure_slot("slot-001", "local", "sepia", {})
+    with pytest.raises(TestRunRefused) as refused:
+        slot_test_run_start(slot=Slot.objects.get(id="slot-001"), upload=sample_photo(), sample=True)
+    from photochanger.errors import FailureReason
+
+    assert refused.value.problems == [str(FailureReason.SERVICE_UNAVAILABLE.label)]  # "Сервис недоступен"
+    assert not Job.objects.exists()
+
+
+def test_a_template_preview_on_a_store_that_is_down_is_none_not_an_error(s3_environment, studio, settings):
+    from django.core.files.base import ContentFile
+
+    from jobs.tests.booth import make_png
+    from photochanger.storage_settings import media_storage_config
+    from slots.models import TemplateMedia
+    from slots.services import template_media_save, template_thumbnail_path
+
+    settings.STORAGES = {**settings.STORAGES, "default": media_storage_config(s3_environment)}
+    template = TemplateMedia(name="Frame")
+    template.file.save("frame.png", ContentFile(make_png(64, 48)), save=False)
+    template_media_save(template=template)
+    broken = {**s3_environment, "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}
+    settings.STORAGES = {**settings.STORAGES, "default": media_storage_config(broken)}
+    assert template_thumbnail_path(template=template) is None
