@@ -32,9 +32,10 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import services
+from jobs import attempts, late_results, services
 from jobs.heartbeats import worker_heartbeat_beat, worker_heartbeat_stop
 from jobs.services import ClaimedJob, Outcome, StoredResult
+from jobs.share import SHARE_QR_OFF, share_qr_stamp, share_token_new
 from jobs.states import JobState
 from media import storage, thumbnails
 from media.images import sniff_image_type
@@ -43,10 +44,12 @@ from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen
 from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
+    Provider,
     ProviderDeadlineExceeded,
     ProviderError,
     ProviderImage,
     ProviderRequest,
+    ProviderResult,
     StoredImage,
     TemplateImage,
 )
@@ -69,6 +72,8 @@ HEARTBEAT_SECONDS = 5.0
 THUMBNAIL_THREADS = 2
 THUMBNAIL_NICE = 10
 LATE_THUMBNAIL_WAIT_SECONDS = 30.0
+# A job's attempt whose call runs on past the deadline for a late result (Job.attempts "outcome").
+LATE_PENDING = "late_pending"
 _thumbnail_executor: ThreadPoolExecutor | None = None
 
 
@@ -129,12 +134,47 @@ class WorkerStats:
     # Other workers' jobs this worker's housekeeping handed back to the queue or timed out.
     stale_requeued: int = 0
     stale_timed_out: int = 0
+    # Results that arrived after the deadline and were kept (jobs.late_results).
+    late_results: int = 0
 
 
 @dataclass
 class RunningJob:
     claim: ClaimedJob
     task: asyncio.Task[None]
+
+
+@dataclass
+class TargetCall:
+    """What one provider's call for a job came to (``Worker._call_target``)."""
+
+    target: attempts.ProviderTarget
+    outcome: Outcome
+    started: float  # time.monotonic() when the call began
+    # It failed in a way a fallback slot may mend: a permanent error, or out of attempts' time early.
+    may_fall_back: bool = False
+    outcome_name: str = ""
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return attempts.attempt_record(
+            self.target,
+            outcome=self.outcome_name or str(self.outcome.state),
+            failure_reason=str(self.outcome.failure_reason),
+            message=self.outcome.failure_message,
+            provider_calls=self.outcome.provider_calls,
+            seconds=time.monotonic() - self.started,
+        )
+
+
+@dataclass
+class LateCall:
+    """A provider call running on after its job's deadline, and the job's attempts as finalized."""
+
+    task: asyncio.Task[ProviderResult]
+    target: attempts.ProviderTarget
+    request: ProviderRequest
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -157,12 +197,17 @@ class Worker:
         self._api_keys: dict[str, tuple[float, str]] = {}
         # Jobs whose provider work is done and whose finalize is under way: never cancelled.
         self._finalizing: set[uuid.UUID] = set()
+        # Provider calls running on past their job's deadline for a late result (jobs.late_results).
+        self._late_calls: dict[uuid.UUID, LateCall] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """First signal: stop claiming, let in-flight jobs finish."""
+        """First signal: stop claiming, let in-flight jobs finish (late-result calls are given up: the
+        booth has had its answer, and a drain must not wait out their grace)."""
         self._stopping = True
+        for late in self._late_calls.values():
+            late.task.cancel()
         self._wake.set()
 
     def abort(self) -> None:
@@ -281,8 +326,8 @@ class Worker:
             now = timezone.now()
             for job_id in claims.keys() - still_ours:
                 running = self._running.get(job_id)
-                if running is None or job_id in self._finalizing:
-                    continue
+                if running is None or job_id in self._finalizing or job_id in self._late_calls:
+                    continue  # (a late call runs on after its job's timeout: jobs.late_results)
                 # Finalized, cancelled or re-claimed elsewhere: stop calling the provider.
                 running.task.cancel()
                 if now >= running.claim.expires_at:
@@ -316,6 +361,8 @@ class Worker:
         except asyncio.CancelledError:
             logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
             _thumbnail_discard(input_thumbnail)
+            if (late := self._late_calls.pop(claimed.id, None)) is not None:
+                late.task.cancel()
             raise
         except Exception:
             logger.exception(
@@ -332,7 +379,26 @@ class Worker:
             # Made while the provider worked (the usual case): the finalize records it.
             outcome = dataclasses.replace(outcome, input_thumbnail_path=_thumbnail_made(input_thumbnail))
             input_thumbnail = None
-        await self._finalize(claimed, outcome, late_input_thumbnail=input_thumbnail)
+        try:
+            await self._finalize(claimed, outcome, late_input_thumbnail=input_thumbnail)
+        except BaseException:
+            if (late := self._late_calls.pop(claimed.id, None)) is not None:
+                late.task.cancel()
+            raise
+        if outcome.state == JobState.TIMEOUT and outcome.attempts:
+            # The waiter usually writes the timeout first, without the attempts: add them.
+            await db_call(
+                late_results.job_attempts_record,
+                job_id=claimed.id,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+                attempts=outcome.attempts,
+                replace=False,
+            )
+        if (late := self._late_calls.get(claimed.id)) is not None:
+            if self._stopping:
+                late.task.cancel()  # stopping: no new waits for late results
+            await self._keep_late_result(claimed, late)
 
     def _input_thumbnail_start(self, claimed: ClaimedJob) -> asyncio.Future[str] | None:
         if not claimed.input_path:
@@ -348,52 +414,228 @@ class Worker:
         )
 
     async def _run_provider(self, claimed: ClaimedJob) -> Outcome:
-        provider = get_provider(claimed.provider)
-        if claimed.input_size_bytes and all(template.get("size_bytes") for template in claimed.templates):
-            photo, templates = _stored_images(claimed)  # sizes known: no file is touched
+        """The slot's provider, then, once, its fallback slot's when the first failed with time left.
+
+        Which calls and within which times: ``jobs.attempts``. A call still running at the deadline when
+        the studio keeps late results is handed to ``_keep_late_result`` (after the timeout is written).
+        """
+        primary = attempts.primary_target(claimed)
+        fallback = attempts.fallback_target(claimed)
+        fallback_latency = self.latency.min_remaining().get(fallback.provider) if fallback else None
+        reserve = None
+        if fallback is not None:
+            window = (claimed.expires_at - (claimed.created_at or claimed.expires_at)).total_seconds()
+            reserve = attempts.fallback_reserve_seconds(
+                window_seconds=window, fallback_latency=fallback_latency
+            )
+        first = await self._call_target(claimed, primary, reserve_seconds=reserve)
+        calls = [first]
+        left = remaining_seconds(deadline=claimed.expires_at, now=timezone.now())
+        if (
+            fallback is not None
+            and first.may_fall_back
+            and attempts.fallback_allowed(remaining_seconds=left, fallback_latency=fallback_latency)
+        ):
+            logger.info(
+                "job %s: %s failed (%s); trying the fallback slot %s (%s)",
+                claimed.id, primary.provider, first.outcome.failure_message, fallback.slot_id, fallback.provider,
+                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": fallback.provider},
+            )  # fmt: skip
+            # The fallback's call counts against its own provider's cap while it runs.
+            await db_call(
+                late_results.job_open_call_set,
+                job_id=claimed.id,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+                provider=fallback.provider,
+            )
+            second = await self._call_target(claimed, fallback, reserve_seconds=None)
+            calls.append(second)
+            if claimed.id not in self._late_calls:
+                await db_call(
+                    late_results.job_open_call_set,
+                    job_id=claimed.id,
+                    claimed_by=self.name,
+                    claim_count=claimed.claim_count,
+                    provider="",
+                )
+        records = [call.record for call in calls]
+        if (late := self._late_calls.get(claimed.id)) is not None:
+            late.records = records
+        last = calls[-1].outcome
+        message = last.failure_message
+        if len(calls) > 1 and last.state != JobState.SUCCEEDED:
+            message = f"{first.outcome.failure_message}; fallback {calls[-1].target.slot_id}: {message}"
+        return dataclasses.replace(
+            last,
+            failure_message=message,
+            provider_calls=sum(call.outcome.provider_calls for call in calls),
+            attempts=records,
+            answered_by=calls[-1].target.slot_id if last.state == JobState.SUCCEEDED else "",
+        )
+
+    async def _call_target(
+        self, claimed: ClaimedJob, target: attempts.ProviderTarget, *, reserve_seconds: float | None
+    ) -> TargetCall:
+        """One provider's call for the job, up to the deadline (a reserve for the fallback ends its
+        attempts earlier); at the deadline it is handed to the late-result watch or stopped."""
+        provider = get_provider(target.provider)
+        if claimed.input_size_bytes and all(template.get("size_bytes") for template in target.templates):
+            photo, templates = _stored_images(claimed, target.templates)  # sizes known: no file is touched
         else:
-            photo, templates = await asyncio.to_thread(_stored_images, claimed)
+            photo, templates = await asyncio.to_thread(_stored_images, claimed, target.templates)
+        times = attempts.call_times(
+            expires_at=claimed.expires_at,
+            late_grace_seconds=claimed.late_result_grace_seconds,
+            reserve_seconds=reserve_seconds,
+        )
         request = ProviderRequest(
             job_id=str(claimed.id),
-            operation=claimed.operation or provider.default_operation,
-            settings=dict(claimed.provider_settings),
+            operation=target.operation or provider.default_operation,
+            settings=target.request_settings(),
             photo=photo,
             templates=templates,
-            deadline=claimed.expires_at,
-            api_key=await self._api_key(claimed.provider),
+            deadline=times.deadline,
+            attempt_deadline=times.attempt_deadline,
+            api_key=await self._api_key(target.provider),
             hooks=JobHooks(claimed.id),
         )
         started = time.monotonic()
+        call = asyncio.create_task(self._provider_call(provider, request), name=f"call-{claimed.id}")
         try:
-            result = await asyncio.wait_for(
-                provider.process(request, self._client()), timeout=max(request.remaining(), 0.001)
+            done, _pending = await asyncio.wait(
+                {call}, timeout=max(remaining_seconds(deadline=claimed.expires_at, now=timezone.now()), 0.001)
             )
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        timed_out = Outcome(
+            state=JobState.TIMEOUT,
+            failure_reason=FailureReason.PROVIDER_TIMEOUT,
+            failure_message="No result within the sync window.",
+            provider_calls=request.attempts,
+        )
+        if not done:
+            if claimed.late_result_grace_seconds > 0:
+                # The booth gets its 504 at the deadline; the call runs on for a late result, counted
+                # against its provider's cap until it ends (jobs.late_results).
+                await db_call(
+                    late_results.job_open_call_set,
+                    job_id=claimed.id,
+                    claimed_by=self.name,
+                    claim_count=claimed.claim_count,
+                    provider=target.provider,
+                )
+                self._late_calls[claimed.id] = LateCall(task=call, target=target, request=request)
+                return TargetCall(target, timed_out, started, outcome_name=LATE_PENDING)
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await call
+            return TargetCall(target, timed_out, started)
+        try:
+            result = call.result()
         except (ProviderDeadlineExceeded, TimeoutError):
-            return Outcome(
-                state=JobState.TIMEOUT,
-                failure_reason=FailureReason.PROVIDER_TIMEOUT,
-                failure_message="No result within the sync window.",
-                provider_calls=request.attempts,
-            )
+            # Out of time between attempts: early only when retryable failures used up the attempts' time.
+            early = timezone.now() < claimed.expires_at
+            return TargetCall(target, timed_out, started, may_fall_back=early)
         except ProviderError as error:
             logger.info(
                 "job %s: provider failed permanently: %s", claimed.id, error.message,
-                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": claimed.provider},
+                extra={"job_id": str(claimed.id), "slot_id": target.slot_id, "provider": target.provider},
             )  # fmt: skip
-            return Outcome(
+            failed = Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.PROVIDER_ERROR,
                 failure_message=error.message,
                 provider_calls=request.attempts,
             )
-        self.latency.record(claimed.provider, time.monotonic() - started)
-        stored = await asyncio.to_thread(_store_result, claimed.id, result.image)
-        return Outcome(
+            return TargetCall(target, failed, started, may_fall_back=True)
+        self.latency.record(target.provider, time.monotonic() - started)
+        token = share_token_new()
+        stored = await self._store_image(claimed, result.image, token)
+        succeeded = Outcome(
             state=JobState.SUCCEEDED,
             result=stored,
             provider_calls=result.attempts,
             extra={"attempts": result.attempts},
+            share_token=token,
         )
+        return TargetCall(target, succeeded, started)
+
+    async def _provider_call(self, provider: Provider, request: ProviderRequest) -> ProviderResult:
+        """The adapter's work, cut at the call's deadline (the job's, or its late-result grace)."""
+        return await asyncio.wait_for(
+            provider.process(request, self._client()), timeout=max(request.remaining(), 0.001)
+        )
+
+    async def _store_image(self, claimed: ClaimedJob, image: ProviderImage, share_token: str) -> StoredResult:
+        """The provider's image, with the share page's QR code when the slot asks for it, under results/."""
+        if claimed.share_qr != SHARE_QR_OFF:
+            image = await asyncio.to_thread(
+                share_qr_stamp, image, token=share_token, corner=claimed.share_qr, job_id=claimed.id
+            )
+        return await asyncio.to_thread(_store_result, claimed.id, image)
+
+    async def _keep_late_result(self, claimed: ClaimedJob, late: LateCall) -> None:
+        """After the timeout is written: wait for the call running on (up to the grace) and keep its image.
+
+        The job stays ``timeout``; the image becomes downloadable (``/public/results/<job_id>``, its share
+        page) and shows in the slot's gallery as late. The call's cap place is released either way.
+        """
+        fields = {"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": late.target.provider}
+        try:
+            try:
+                result = await late.task
+            except (ProviderDeadlineExceeded, TimeoutError, ProviderError, asyncio.CancelledError) as error:
+                if isinstance(error, asyncio.CancelledError) and _being_cancelled():
+                    raise  # this job's own task is being stopped (abort): cleanup releases the place
+                logger.info("job %s: no late result (%s)", claimed.id, error.__class__.__name__, extra=fields)
+                await db_call(
+                    late_results.job_open_call_set,
+                    job_id=claimed.id,
+                    claimed_by=self.name,
+                    claim_count=claimed.claim_count,
+                    provider="",
+                )
+                await db_call(
+                    late_results.job_attempts_record,
+                    job_id=claimed.id,
+                    claimed_by=self.name,
+                    claim_count=claimed.claim_count,
+                    attempts=_late_outcome(late.records, "timeout"),
+                    replace=True,
+                )
+                return
+            token = share_token_new()
+            stored = await self._store_image(claimed, result.image, token)
+            records = _late_outcome(late.records, "late", provider_calls=result.attempts)
+            recorded = await db_call(
+                late_results.job_late_result_record,
+                job_id=claimed.id,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+                result=stored,
+                share_token=token,
+                attempts=records,
+                answered_by=late.target.slot_id,
+            )
+            if not recorded:
+                await asyncio.to_thread(_delete_files, [stored.path])
+                await db_call(
+                    late_results.job_open_call_set,
+                    job_id=claimed.id,
+                    claimed_by=self.name,
+                    claim_count=claimed.claim_count,
+                    provider="",
+                )
+                return
+            self.stats.late_results += 1
+            logger.info("job %s: late result kept", claimed.id, extra=fields)
+            await self._record_result_thumbnail(claimed, stored)
+        finally:
+            self._late_calls.pop(claimed.id, None)
+            if not late.task.done():
+                late.task.cancel()
 
     def _client(self) -> httpx.AsyncClient:
         client = self._clients[self._next_client % len(self._clients)]
@@ -510,6 +752,26 @@ class Worker:
                 logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
 
 
+def _late_outcome(
+    records: list[dict[str, Any]], outcome: str, provider_calls: int | None = None
+) -> list[dict[str, Any]]:
+    """The job's attempts with the call that ran on past the deadline ("late_pending") given its end."""
+    ended = []
+    for record in records:
+        if record.get("outcome") == LATE_PENDING:
+            record = {**record, "outcome": outcome}
+            if provider_calls is not None:
+                record["provider_calls"] = provider_calls
+        ended.append(record)
+    return ended
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task itself has been asked to stop (not merely a task it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def _wait_until(deadline: datetime) -> None:
     """Sleep until the wall clock reaches ``deadline``.
 
@@ -535,8 +797,10 @@ class JobHooks:
         await db_call(services.job_set_provider_reference, job_id=self.job_id, reference=reference)
 
 
-def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage]]:
-    """The job's photo and templates as files of known size.
+def _stored_images(
+    claimed: ClaimedJob, templates: list[dict[str, str]] | None = None
+) -> tuple[StoredImage, list[TemplateImage]]:
+    """The job's photo and templates (its slot's, or ``templates``: its fallback slot's) as files of known size.
 
     Sizes come from the database rows (the input's media row, the templates' snapshot); a file is
     stat-ed only when its row has none (a job queued before sizes were recorded). Blocking only then.
@@ -546,7 +810,7 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
         mime_type=claimed.input_mime_type,
         size_bytes=claimed.input_size_bytes or storage.size(claimed.input_path),
     )
-    templates = [
+    images = [
         TemplateImage(
             role=template.get("role", ""),
             name=template.get("name", ""),
@@ -556,9 +820,9 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
                 size_bytes=int(template.get("size_bytes") or 0) or storage.size(template["path"]),
             ),
         )
-        for template in claimed.templates
+        for template in (claimed.templates if templates is None else templates)
     ]
-    return photo, templates
+    return photo, images
 
 
 def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
