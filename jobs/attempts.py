@@ -22,6 +22,7 @@ from typing import Any
 
 from jobs.prompts import PROMPT_SETTING
 from jobs.services import ClaimedJob
+from providers.registry import validate_slot_configuration
 
 # The least time left for which a fallback call is worth starting.
 FALLBACK_MIN_SECONDS = 1.0
@@ -73,6 +74,19 @@ def fallback_target(claimed: ClaimedJob) -> ProviderTarget | None:
         templates=list(fallback.get("templates") or []),
         prompt_sent=str(fallback.get("prompt_sent") or ""),
         is_fallback=True,
+    )
+
+
+def target_problems(target: ProviderTarget) -> dict[str, str]:
+    """Why ``target``'s provider would refuse its configuration ({} when it can be called).
+
+    A fallback slot need not be active, so nothing else made sure its settings are complete.
+    """
+    return validate_slot_configuration(
+        provider=target.provider,
+        operation=target.operation,
+        settings=target.settings,
+        template_roles=[template.get("role", "") for template in target.templates],
     )
 
 

@@ -430,7 +430,22 @@ class Worker:
             )
         first = await self._call_target(claimed, primary, reserve_seconds=reserve)
         calls = [first]
+        skipped: list[dict[str, Any]] = []
         left = remaining_seconds(deadline=claimed.expires_at, now=timezone.now())
+        if (
+            fallback is not None
+            and first.may_fall_back
+            and attempts.fallback_allowed(remaining_seconds=left, fallback_latency=fallback_latency)
+            and (problems := attempts.target_problems(fallback))
+        ):
+            # Edited into an incomplete configuration after it was chosen: not called (no internal error).
+            detail = "; ".join(f"{name}: {message}" for name, message in problems.items())
+            skipped.append(
+                attempts.attempt_record(
+                    fallback, outcome="skipped", message=f"incomplete configuration ({detail})"
+                )
+            )
+            fallback = None
         if (
             fallback is not None
             and first.may_fall_back
@@ -459,7 +474,7 @@ class Worker:
                     claim_count=claimed.claim_count,
                     provider="",
                 )
-        records = [call.record for call in calls]
+        records = [call.record for call in calls] + skipped
         if (late := self._late_calls.get(claimed.id)) is not None:
             late.records = records
         last = calls[-1].outcome

@@ -207,6 +207,10 @@ class SlotForm(forms.ModelForm[Slot]):
         if not settings_form.is_valid():
             self.add_error(None, _("Correct the provider settings below."))
             return cleaned
+        fallback = cleaned.get("fallback_slot")
+        if fallback is not None and fallback.pk != self.instance.pk:
+            for messages in services.fallback_slot_errors(fallback=fallback).values():
+                self.add_error("fallback_slot", messages)
         cleaned["settings"] = settings_form.settings_value()
         if prompt_problems := services.slot_settings_problems(settings_value=cleaned["settings"]):
             settings_form.add_problems(prompt_problems)

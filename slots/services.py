@@ -245,6 +245,28 @@ def slot_settings_problems(*, settings_value: Mapping[str, Any]) -> dict[str, st
     return {}
 
 
+def fallback_slot_errors(*, fallback: Slot) -> dict[str, list[str]]:
+    """A slot chosen as a fallback must be one its provider could serve (active or not)."""
+    candidate = Slot(
+        id=fallback.id,
+        provider=fallback.provider,
+        operation=fallback.operation,
+        settings=fallback.settings,
+        is_active=True,
+    )
+    roles = list(fallback.template_bindings.values_list("role", flat=True))
+    problems = slot_configuration_errors(slot=candidate, template_roles=roles)
+    if not problems:
+        return {}
+    detail = "; ".join(" ".join(messages) for messages in problems.values())
+    return {
+        "fallback_slot": [
+            _("%(slot)s cannot take photos as its configuration stands: %(problems)s")
+            % {"slot": fallback.id, "problems": detail}
+        ]
+    }
+
+
 def slot_version_lock(*, slot_id: str) -> int | None:
     """The slot's current version, its row locked until the surrounding transaction ends.
 
@@ -279,6 +301,8 @@ def slot_update(
         errors.setdefault("settings", []).append(f"{name}: {message}")
     if slot.fallback_slot_id is not None and slot.fallback_slot_id == slot.id:
         errors.setdefault("fallback_slot", []).append(_("A slot cannot be its own fallback."))
+    elif slot.fallback_slot_id is not None and "fallback_slot" in fields:
+        errors.update(fallback_slot_errors(fallback=Slot.objects.get(id=slot.fallback_slot_id)))
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():

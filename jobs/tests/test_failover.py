@@ -117,3 +117,23 @@ def test_a_fallback_slots_own_fallback_is_never_followed(service, worker, slot_w
     job = Job.objects.get(id=response.headers.get("x-job-id") or response.json()["job_id"])
     assert [attempt["slot_id"] for attempt in job.attempts] == ["slot-001", "slot-009"]
     assert fake_gemini.calls == 2
+
+
+def test_a_fallback_slot_edited_into_an_incomplete_configuration_is_skipped_not_an_internal_error(
+    service, worker, slot_with_fallback, fake_gemini
+):
+    # Staff later change the fallback slot (inactive, so nothing stops incomplete settings).
+    slot_update(
+        slot=Slot.objects.get(id="slot-009"),
+        fields={"provider": "gemini", "operation": "image_edit", "settings": {}},
+    )
+    fake_gemini.default_mode = "400"
+    response = post(service)
+    assert response.status == 502
+    job = Job.objects.get(id=response.json()["job_id"])
+    assert [(attempt["slot_id"], attempt["outcome"]) for attempt in job.attempts] == [
+        ("slot-001", "failed"),
+        ("slot-009", "skipped"),
+    ]
+    assert job.failure_reason == "provider_error"
+    assert fake_gemini.calls == 1

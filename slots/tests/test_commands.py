@@ -155,3 +155,11 @@ def test_configure_settings_switches_late_results_and_their_grace():
     assert (studio.keep_late_results, studio.late_result_grace_seconds) == (False, 30)
     with pytest.raises(CommandError, match="late_result_grace_seconds"):
         call_command("configure_settings", "--late-result-grace-seconds", "0")
+
+
+def test_configure_slot_refuses_a_fallback_slot_that_could_not_take_photos():
+    call_command(
+        "configure_slot", "slot-010", "--provider", "gemini", "--operation", "image_edit", "--settings", "{}"
+    )
+    with pytest.raises(CommandError, match=r"^fallback_slot: slot-010 "):
+        call_command("configure_slot", "slot-003", "--fallback-slot", "slot-010")
