@@ -21,11 +21,13 @@ QUIET_ZONE_MODULES = 4
 SIDE_FRACTION = 0.2
 MARGIN_FRACTION = 0.02
 MIN_MODULE_PIXELS = 3
-# How the stamped image is saved again, by type (JPEG/WebP: close to what providers send).
+# How the stamped image is saved again, by type: JPEG/WebP close to what providers send; the fastest
+# settings, since the booth waits for this (bench/qr_stamp.py: PNG at Pillow's default level took
+# 0.5 s for a 1024² result and 2.5 s for 2048², level 1 a fraction of that for a somewhat larger file).
 SAVE_OPTIONS: dict[str, tuple[str, dict[str, object]]] = {
     "image/jpeg": ("JPEG", {"quality": 92}),
-    "image/png": ("PNG", {}),
-    "image/webp": ("WEBP", {"quality": 92}),
+    "image/png": ("PNG", {"compress_level": 1}),
+    "image/webp": ("WEBP", {"quality": 92, "method": 0}),
 }
 
 
