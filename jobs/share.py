@@ -10,6 +10,7 @@ before it is stored, so the printed photo leads the guest to the digital copy.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from providers.base import ProviderImage
 logger = logging.getLogger(__name__)
 
 TOKEN_BYTES = 24  # 192 bits; the issue asks for at least 128
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 SHARE_QR_OFF = "off"
 
 
@@ -78,8 +80,8 @@ def shared_result_get(*, token: str) -> SharedResult | None:
 
     A result past its retention (or already deleted by cleanup) comes back with ``expired`` set.
     """
-    if not token or len(token) > Job._meta.get_field("share_token").max_length:  # type: ignore[operator]
-        return None
+    if not TOKEN_SHAPE.fullmatch(token):
+        return None  # never a token we issued (and no text PostgreSQL could choke on, like NUL)
     # served by the unique index job_share_token_unique
     job = (
         Job.objects.filter(share_token=token)

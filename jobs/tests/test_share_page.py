@@ -121,4 +121,5 @@ def test_a_token_that_leads_nowhere_gets_404_and_the_failed_job_has_no_token(stu
     assert "Photo not found" in missing.content.decode()
     assert client.get("/s/" + "A" * 32 + "/image").status_code == 404
     assert client.get("/s/" + "x" * 500).status_code == 404
+    assert client.get("/s/%00%27%3Cscript%3E" + "A" * 30).status_code == 404, "no 500 on hostile text"
     assert not Job.objects.exclude(share_token="").filter(finalized_at__lte=timezone.now()).exists()
