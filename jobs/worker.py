@@ -154,6 +154,7 @@ class TargetCall:
     # It failed in a way a fallback slot may mend: a permanent error, or out of attempts' time early.
     may_fall_back: bool = False
     outcome_name: str = ""
+    ended: float = field(default_factory=time.monotonic)
 
     @property
     def record(self) -> dict[str, Any]:
@@ -163,7 +164,7 @@ class TargetCall:
             failure_reason=str(self.outcome.failure_reason),
             message=self.outcome.failure_message,
             provider_calls=self.outcome.provider_calls,
-            seconds=time.monotonic() - self.started,
+            seconds=self.ended - self.started,
         )
 
 
@@ -601,10 +602,16 @@ class Worker:
         try:
             try:
                 result = await late.task
-            except (ProviderDeadlineExceeded, TimeoutError, ProviderError, asyncio.CancelledError) as error:
+                token = share_token_new()
+                stored = await self._store_image(claimed, result.image, token)
+            except (Exception, asyncio.CancelledError) as error:
                 if isinstance(error, asyncio.CancelledError) and _being_cancelled():
                     raise  # this job's own task is being stopped (abort): cleanup releases the place
-                logger.info("job %s: no late result (%s)", claimed.id, error.__class__.__name__, extra=fields)
+                expected = (ProviderDeadlineExceeded, TimeoutError, ProviderError, asyncio.CancelledError)
+                logger.log(
+                    logging.INFO if isinstance(error, expected) else logging.WARNING,
+                    "job %s: no late result (%s)", claimed.id, error.__class__.__name__, extra=fields,
+                )  # fmt: skip
                 await db_call(
                     late_results.job_open_call_set,
                     job_id=claimed.id,
@@ -621,8 +628,6 @@ class Worker:
                     replace=True,
                 )
                 return
-            token = share_token_new()
-            stored = await self._store_image(claimed, result.image, token)
             records = _late_outcome(late.records, "late", provider_calls=result.attempts)
             recorded = await db_call(
                 late_results.job_late_result_record,
