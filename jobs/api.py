@@ -84,8 +84,8 @@ INGEST_SCHEMA: dict[str, Any] = {
         415: error_schema("unsupported_media_type (not an image, or a damaged one)"),
         429: error_schema("rate_limited"),
         500: error_schema("internal_error"),
-        502: error_schema("provider_error"),
-        503: error_schema("service_unavailable"),
+        502: error_schema("provider_error (the provider failed, or its result is not a usable image)"),
+        503: error_schema("service_unavailable (database down, saturated, shutting down, or disk full)"),
         504: error_schema("provider_timeout"),
     },
 }
@@ -152,6 +152,9 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
         raise ServiceError(
             FailureReason.SERVICE_UNAVAILABLE, "The job was cancelled by staff.", job_id=job_id
         )
+    if outcome.failure_reason == FailureReason.SERVICE_UNAVAILABLE:
+        # Our side failed, not the provider (the result could not be stored: a full disk).
+        raise ServiceError(FailureReason.SERVICE_UNAVAILABLE, outcome.failure_message[:300], job_id=job_id)
     raise ServiceError(
         FailureReason.PROVIDER_ERROR,
         f"The AI provider could not process the photo: {outcome.failure_message}"[:300],

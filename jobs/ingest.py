@@ -223,9 +223,11 @@ def _store_photo(booth: BoothRequest, slot: SlotContext, job_id: uuid.UUID) -> S
     """Check the photo's size, type and pixels, then copy it to the media store (CPU thread)."""
     photo = photo_check(booth.upload, slot.size_limit_mb)
     path = storage.input_path(job_id, photo.mime_type)
-    return StoredPhoto(
-        path=path, size_bytes=storage.write_new_from(path, booth.upload), mime_type=photo.mime_type
-    )
+    try:
+        size_bytes = storage.write_new_from(path, booth.upload)
+    except OSError as error:
+        raise storage.not_stored(error, "the photo") from error  # 503; no job, no file
+    return StoredPhoto(path=path, size_bytes=size_bytes, mime_type=photo.mime_type)
 
 
 async def _check_lockout(context: IngestContext, client_ip: str | None) -> None:
@@ -343,6 +345,9 @@ def booth_request_read(request: Request) -> BoothRequest:
         raise ServiceError(FailureReason.INVALID_REQUEST, "Malformed multipart/form-data body.") from error
     except RequestDataTooBig as error:
         raise ServiceError(FailureReason.PAYLOAD_TOO_LARGE) from error
+    except OSError as error:
+        # A photo over FILE_UPLOAD_MAX_MEMORY_SIZE is parsed into a temporary file: the disk is full.
+        raise storage.not_stored(error, "the photo") from error
     field_name = next((name for name in FILE_FIELDS if name in files), None)
     if field_name is None:
         raise ServiceError(FailureReason.INVALID_REQUEST, "The photo is missing (file part 'fileToUpload').")
@@ -440,6 +445,7 @@ def _storable(text: str, length: int) -> str:
 class IngestOutcome:
     job_id: uuid.UUID
     state: str
+    failure_reason: str
     failure_message: str
     result_path: str
     result_mime_type: str
@@ -451,8 +457,8 @@ class IngestOutcome:
 # building cost more than the query itself here). Names from the model, so a rename fails at import.
 _OUTCOME_SQL = sql(
     """
-SELECT {job.state}, {job.expires_at}, {job.failure_message}, {job.result_path}, {job.result_mime_type},
-       {job.result_size_bytes}, {job.share_token}
+SELECT {job.state}, {job.expires_at}, {job.failure_reason}, {job.failure_message}, {job.result_path},
+       {job.result_mime_type}, {job.result_size_bytes}, {job.share_token}
   FROM {job} WHERE {job.id} = %s
 """,
     job=Job,
@@ -467,9 +473,9 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
     for _attempt in range(2):
         with connection.cursor() as cursor:
             cursor.execute(_OUTCOME_SQL, [job_id])
-            (state, expires_at, failure_message, result_path, result_mime_type, result_size, share_token) = (
-                cursor.fetchone()
-            )
+            row = cursor.fetchone()
+        (state, expires_at, failure_reason, failure_message, result_path, result_mime_type, result_size,
+         share_token) = row  # fmt: skip
         if state in LIVE_STATES and timezone.now() >= expires_at:
             job_time_out(job_id=job_id)
             continue  # re-read: we, a worker or cleanup finalized it just now
@@ -484,6 +490,7 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
     return IngestOutcome(
         job_id=job_id,
         state=state,
+        failure_reason=failure_reason,
         failure_message=failure_message,
         result_path=result_path if succeeded else "",
         result_mime_type=result_mime_type,

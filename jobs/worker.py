@@ -38,7 +38,7 @@ from jobs.services import ClaimedJob, Outcome, StoredResult
 from jobs.share import SHARE_QR_OFF, share_qr_stamp, share_token_new
 from jobs.states import JobState
 from media import storage, thumbnails
-from media.images import sniff_image_type
+from media.images import FarTooManyPixels, UnreadableImage, decoded_image_type, sniff_image_type
 from media.services import public_link_create
 from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
 from photochanger.deadlines import remaining_seconds
@@ -568,7 +568,33 @@ class Worker:
             return TargetCall(target, failed, started, may_fall_back=True)
         self.latency.record(target.provider, time.monotonic() - started)
         token = share_token_new()
-        stored = await self._store_image(claimed, result.image, token)
+        try:
+            stored = await self._store_image(
+                claimed, result.image, token, check=not provider.results_are_trusted
+            )
+        except (UnreadableImage, FarTooManyPixels) as error:
+            logger.info(
+                "job %s: the provider's result is not a usable image: %s", claimed.id, error,
+                extra={"job_id": str(claimed.id), "slot_id": target.slot_id, "provider": target.provider},
+            )  # fmt: skip
+            unusable = Outcome(
+                state=JobState.FAILED,
+                failure_reason=FailureReason.PROVIDER_ERROR,
+                failure_message=_unusable_result_message(error),
+                provider_calls=result.attempts,
+            )
+            return TargetCall(target, unusable, started, may_fall_back=True)
+        except OSError as error:
+            # A full disk: our failure, not the provider's. The booth gets 503 with this message (see
+            # jobs.api); the partial file is already removed.
+            refusal = storage.not_stored(error, "the result")
+            not_stored = Outcome(
+                state=JobState.FAILED,
+                failure_reason=refusal.reason,
+                failure_message=refusal.message,
+                provider_calls=result.attempts,
+            )
+            return TargetCall(target, not_stored, started)
         succeeded = Outcome(
             state=JobState.SUCCEEDED,
             result=stored,
@@ -584,13 +610,14 @@ class Worker:
             provider.process(request, self._client()), timeout=max(request.remaining(), 0.001)
         )
 
-    async def _store_image(self, claimed: ClaimedJob, image: ProviderImage, share_token: str) -> StoredResult:
-        """The provider's image, with the share page's QR code when the slot asks for it, under results/."""
-        if claimed.share_qr != SHARE_QR_OFF:
-            image = await asyncio.to_thread(
-                share_qr_stamp, image, token=share_token, corner=claimed.share_qr, job_id=claimed.id
-            )
-        return await asyncio.to_thread(_store_result, claimed.id, image)
+    async def _store_image(
+        self, claimed: ClaimedJob, image: ProviderImage, share_token: str, *, check: bool
+    ) -> StoredResult:
+        """The provider's image, checked (``check``), with the share page's QR code when the slot asks
+        for it, under results/. Raises as ``_store_result`` does."""
+        if claimed.share_qr == SHARE_QR_OFF:
+            return await asyncio.to_thread(_store_result, claimed.id, image, check=check)
+        return await asyncio.to_thread(_stamp_and_store_result, claimed, image, share_token, check=check)
 
     async def _keep_late_result(self, claimed: ClaimedJob, late: LateCall) -> None:
         """After the timeout is written: wait for the call running on (up to the grace) and keep its image.
@@ -603,7 +630,8 @@ class Worker:
             try:
                 result = await late.task
                 token = share_token_new()
-                stored = await self._store_image(claimed, result.image, token)
+                trusted = get_provider(late.target.provider).results_are_trusted
+                stored = await self._store_image(claimed, result.image, token, check=not trusted)
             except (Exception, asyncio.CancelledError) as error:
                 if isinstance(error, asyncio.CancelledError) and _being_cancelled():
                     raise  # this job's own task is being stopped (abort): cleanup releases the place
@@ -845,14 +873,40 @@ def _stored_images(
     return photo, images
 
 
-def _store_result(job_id: uuid.UUID, image: ProviderImage) -> StoredResult:
-    """Write the provider's image under MEDIA_ROOT/results (blocking: writes and hashes the file). Its
-    staff preview is made after the finalize (``Worker._record_result_thumbnail``): the booth never waits
-    for it."""
-    mime_type = sniff_image_type(image.data) or image.mime_type
+def _store_result(job_id: uuid.UUID, image: ProviderImage, *, check: bool = True) -> StoredResult:
+    """Check that the provider's image decodes whole (``check``), then write it under MEDIA_ROOT/results
+    (blocking: decodes, writes and hashes). Its staff preview is made after the finalize
+    (``Worker._record_result_thumbnail``): the booth never waits for it.
+
+    Raises ``UnreadableImage`` / ``FarTooManyPixels`` for a result no booth could print (nothing is
+    written), ``OSError`` when the disk is full (the partial file is removed).
+    """
+    if check:
+        mime_type = decoded_image_type(image.data, max_pixels=settings.INGEST_MAX_PIXELS)
+    else:
+        mime_type = sniff_image_type(image.data) or image.mime_type
     path = storage.result_path(job_id, mime_type)
     checksum = storage.write_new(path, image.data)
     return StoredResult(path=path, mime_type=mime_type, size_bytes=len(image.data), sha256=checksum)
+
+
+def _unusable_result_message(error: UnreadableImage | FarTooManyPixels) -> str:
+    if isinstance(error, FarTooManyPixels):
+        return f"The provider's result has far too many pixels ({error}); it was not stored."
+    return (
+        "The provider's result is not a usable image (truncated, damaged or not an image); it was not stored."
+    )
+
+
+def _stamp_and_store_result(
+    claimed: ClaimedJob, image: ProviderImage, share_token: str, *, check: bool
+) -> StoredResult:
+    """``_store_result`` with the share page's QR code stamped on (blocking). The provider's image is
+    checked before it is decoded for the stamp, so a bomb or a broken image never gets that far."""
+    if check:
+        decoded_image_type(image.data, max_pixels=settings.INGEST_MAX_PIXELS)
+    stamped = share_qr_stamp(image, token=share_token, corner=claimed.share_qr, job_id=claimed.id)
+    return _store_result(claimed.id, stamped, check=False)
 
 
 def _job_fields(claimed: ClaimedJob, outcome: Outcome, *, won: bool) -> dict[str, Any]:

@@ -8,6 +8,7 @@ provider.
 
 from __future__ import annotations
 
+import io
 import struct
 import threading
 import warnings
@@ -286,3 +287,28 @@ def _iso_boxes_check(stream: Any) -> None:
         raise UnreadableImage("the HEIF file ends inside a box")
     if kinds[:1] != [b"ftyp"] or b"meta" not in kinds:
         raise UnreadableImage("the HEIF file has no ftyp box first or no meta box")
+
+
+# Results must be something a booth can print: decoded by Pillow, so never HEIC.
+RESULT_TYPES = (JPEG, PNG, WEBP)
+
+
+def decoded_image_type(data: bytes, *, max_pixels: int) -> str:
+    """The MIME type of ``data`` once its image data has been read to the end: a provider's result before
+    it is stored.
+
+    Raises ``UnreadableImage`` for anything that is not a complete JPEG, PNG or WebP (truncated, damaged,
+    not an image at all) and ``FarTooManyPixels`` above ``max_pixels`` (judged from the header, before
+    anything is decoded). The data is checked as a booth's photo is (``image_data_check``).
+    """
+    mime_type = sniff_image_type(data[:64])
+    if mime_type not in RESULT_TYPES:
+        raise UnreadableImage("not a JPEG, PNG or WebP image")
+    stream = io.BytesIO(data)
+    dimensions = pixel_dimensions(stream, mime_type)
+    assert dimensions is not None  # always known for these formats
+    width, height = dimensions
+    if width * height > max_pixels:
+        raise FarTooManyPixels(f"{width}×{height} pixels")
+    image_data_check(stream, mime_type)
+    return mime_type

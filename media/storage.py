@@ -3,13 +3,16 @@
 Every function here blocks on the disk: async code (the worker) calls them in a thread.
 
 Every file gets a fresh, unique name (the job id) and is referenced by a database row only after it
-is fully written, so readers never see half a file; no temporary file and rename are needed.
+is fully written, so readers never see half a file; no temporary file and rename are needed. A write
+that fails (a full disk) removes its file; ``not_stored`` turns the error into the catalogue's 503.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import logging
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -19,6 +22,9 @@ from typing import BinaryIO, Protocol
 from django.conf import settings
 
 from media.images import extension_for
+from photochanger.errors import FailureReason, ServiceError
+
+logger = logging.getLogger(__name__)
 
 INPUTS_DIR = "inputs"
 RESULTS_DIR = "results"
@@ -119,3 +125,18 @@ def write_new_from(relative_path: str, source: ReadableFile) -> int:
             handle.write(chunk)
             written += len(chunk)
     return written
+
+
+# A full disk, or a full quota on it.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def not_stored(error: OSError, what: str) -> ServiceError:
+    """The catalogue's 503 for ``what`` ("the photo", "the result", "the upload") that could not be
+    written (the disk is full or failing); logged for ops with the path (never the bytes)."""
+    logger.error("%s not stored: %s (%s)", what, error.strerror or error, error.filename or "")
+    if error.errno in DISK_FULL_ERRNOS:
+        message = f"The server's disk is full: {what} could not be stored."
+    else:
+        message = f"The server could not store {what} ({error.strerror or error.__class__.__name__})."
+    return ServiceError(FailureReason.SERVICE_UNAVAILABLE, message)

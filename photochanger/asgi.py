@@ -40,6 +40,7 @@ from django.http.response import HttpResponseBase  # noqa: E402
 from django.urls import Resolver404, resolve  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from media.storage import not_stored  # noqa: E402
 from photochanger.errors import FailureReason, ServiceError  # noqa: E402
 from photochanger.intake import (  # noqa: E402
     BODY_SCOPE_KEY,
@@ -204,6 +205,10 @@ class BoothPaths:
             except BodyTooLarge:
                 too_large = ServiceError(FailureReason.PAYLOAD_TOO_LARGE)
                 await self._refuse(scope, send, slot_id, too_large, log=is_ingest)
+                return
+            except OSError as error:
+                # A body spooled to a full temporary disk: 503 (the spool file is unnamed, closed below).
+                await self._refuse(scope, send, slot_id, not_stored(error, "the upload"), log=is_ingest)
                 return
             await self._serve(scope, receive, send, body)
         finally:

@@ -181,6 +181,12 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Photos parsed into a temporary file remove it at once when the disk is full (jobs.upload_handlers).
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "jobs.upload_handlers.TemporaryFileUploadHandler",
+]
+
 # Uploads: the booth sends up to ~20 MB; bodies above the memory threshold spool to disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
@@ -258,6 +264,12 @@ PROVIDER_CONCURRENCY = {
         "PROVIDER_CONCURRENCY", default={"gemini": "64", "openai": "32", "turbotext": "32"}
     ).items()
 }
+# The most a provider's successful answer may be (bytes, counted as they arrive): a 4K PNG as base64 JSON
+# is about 40 MB. Error answers are read only to 64 KiB (providers.responses).
+PROVIDER_MAX_RESPONSE_BYTES = env.int("PROVIDER_MAX_RESPONSE_BYTES", default=64 * 1024 * 1024)
+# Hosts Turbotext's result image may be downloaded from ("example.com", or ".example.com" for any of its
+# subdomains). Empty: the domain of TURBOTEXT_API_BASE and its subdomains (providers.adapters.turbotext).
+TURBOTEXT_RESULT_HOSTS = env.list("TURBOTEXT_RESULT_HOSTS", default=[])
 # Worker: lease on a claimed job, renewed while the provider call runs; idle poll interval.
 WORKER_LEASE_SECONDS = env.float("WORKER_LEASE_SECONDS", default=10.0)
 WORKER_POLL_SECONDS = env.float("WORKER_POLL_SECONDS", default=1.0)

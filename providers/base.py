@@ -124,6 +124,9 @@ class ProviderDeadlineExceeded(Exception):
 class Provider(ABC):
     kind: ClassVar[str]
     default_operation: ClassVar[str]
+    # Results made by our own code (the local provider) are stored as they are; anyone else's are decoded
+    # whole first (jobs.worker), so a truncated or fake "image" is never stored or served.
+    results_are_trusted: ClassVar[bool] = False
 
     def validate_settings(
         self, operation: str, settings: dict[str, Any], template_roles: list[str]

@@ -60,7 +60,9 @@ def test_a_provider_slower_than_the_window_gives_504_then_the_late_image_downloa
     job_id = response.json()["job_id"]
     job = Job.objects.get(id=job_id)
     assert job.state == "timeout" and job.late_result_at is None
-    assert job.open_call_provider == "gemini", "the call running on holds its place under the cap"
+    # Marked by the worker at the deadline, the moment the waiter answers the booth.
+    marked = wait_for(lambda: Job.objects.get(id=job_id).open_call_provider == "gemini", 3)
+    assert marked, "the call running on holds its place under the cap"
 
     not_yet = httpx.get(f"{service.base_url}/public/results/{job_id}")
     assert not_yet.status_code == 404
@@ -140,3 +142,19 @@ def test_a_dead_workers_open_call_is_released_after_its_grace(studio, gemini_slo
     assert open_calls_release_stale() == 1
     assert Job.objects.get(id=stale).open_call_provider == ""
     assert Job.objects.get(id=running).open_call_provider == "gemini"
+
+
+def test_a_call_that_never_answers_is_cut_at_the_end_of_the_grace_and_gives_its_place_back(
+    service, worker, gemini_slot, fake_gemini
+):
+    studio_settings_update(change=StudioSettingsChange(late_result_grace_seconds=2))
+    fake_gemini.default_mode = "hang"
+    response = post(service)
+    assert response.status == 504
+    job_id = response.json()["job_id"]
+    assert wait_for(lambda: Job.objects.get(id=job_id).open_call_provider == "gemini", 3)
+    assert wait_for(lambda: Job.objects.get(id=job_id).open_call_provider == "", timeout=10)
+    job = Job.objects.get(id=job_id)
+    assert (job.state, job.result_path, job.late_result_at) == ("timeout", "", None)
+    assert [attempt["outcome"] for attempt in job.attempts] == ["timeout"]
+    assert wait_for(lambda: fake_gemini.inflight == 0, 5), "the connection to the provider is closed"

@@ -27,6 +27,7 @@ from providers.base import (
     with_retries,
 )
 from providers.bodies import BodyPart, FilePart, StreamedBody
+from providers.responses import send_bounded
 
 DEFAULT_MODEL = "gemini-2.5-flash-image"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -92,7 +93,15 @@ class GeminiProvider(Provider):
         }
 
         async def attempt(timeout: float) -> ProviderImage:
-            response = await client.post(url, content=body.chunks(), headers=headers, timeout=timeout)
+            response = await send_bounded(
+                client,
+                "POST",
+                url,
+                provider="Gemini",
+                content=body.chunks(),
+                headers=headers,
+                timeout=timeout,
+            )
             return parse_response(response)
 
         image = await with_retries(request, attempt, **self.retry_options(request.settings))

@@ -35,6 +35,7 @@ def _renderer() -> ThreadPoolExecutor:
 
 class LocalProvider(Provider):
     kind = "local"
+    results_are_trusted = True  # made by Pillow right here
     default_operation = "sepia"
 
     async def process(self, request: ProviderRequest, client: httpx.AsyncClient) -> ProviderResult:

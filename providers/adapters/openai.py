@@ -28,6 +28,7 @@ from providers.base import (
     with_retries,
 )
 from providers.bodies import BodyPart, FilePart, StreamedBody
+from providers.responses import send_bounded
 
 DEFAULT_MODEL = "gpt-image-1.5"
 MAX_IMAGES = 16
@@ -99,7 +100,15 @@ class OpenAIProvider(Provider):
         fallback_mime = OUTPUT_MIME_TYPES[fields["output_format"]]
 
         async def attempt(timeout: float) -> ProviderImage:
-            response = await client.post(url, content=body.chunks(), headers=headers, timeout=timeout)
+            response = await send_bounded(
+                client,
+                "POST",
+                url,
+                provider="OpenAI",
+                content=body.chunks(),
+                headers=headers,
+                timeout=timeout,
+            )
             return parse_response(response, fallback_mime)
 
         image = await with_retries(request, attempt, **self.retry_options(request.settings))

@@ -11,6 +11,10 @@ Operations: ``image2image`` (``generate_image2image``: ``url`` = photo, ``conten
 ``mix_images`` (``url_image_target`` = photo, ``url`` = bound ``style_reference`` template),
 ``deepfake_photo`` (``url`` = bound ``target`` template whose face is replaced, ``url_image_target`` =
 the guest's photo).
+
+The result is downloaded without credentials, only from an allowed host (``TURBOTEXT_RESULT_HOSTS``,
+by default the domain of ``TURBOTEXT_API_BASE``), never through a redirect, within the size limit of
+every provider answer (``providers.responses``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from providers.base import (
     TemplateImage,
     with_retries,
 )
+from providers.responses import send_bounded
 
 METHODS = {
     "image2image": "generate_image2image",
@@ -61,7 +66,9 @@ class TurbotextProvider(Provider):
         form = await self.build_form(request)
 
         async def create_queue(timeout: float) -> str:
-            response = await client.post(url, data=form, headers=headers, timeout=timeout)
+            response = await send_bounded(
+                client, "POST", url, provider="Turbotext", data=form, headers=headers, timeout=timeout
+            )
             payload = _json(response)
             if payload.get("success") is True and payload.get("queueid") is not None:
                 return str(payload["queueid"])
@@ -117,8 +124,14 @@ class TurbotextProvider(Provider):
             if left < MIN_ATTEMPT_SECONDS:
                 raise ProviderDeadlineExceeded(f"Turbotext queue {queue_id} not ready before the deadline")
             try:
-                response = await client.post(
-                    url, data={"do": "get_result", "queueid": queue_id}, headers=headers, timeout=left
+                response = await send_bounded(
+                    client,
+                    "POST",
+                    url,
+                    provider="Turbotext",
+                    data={"do": "get_result", "queueid": queue_id},
+                    headers=headers,
+                    timeout=left,
                 )
                 payload = _json(response)
             except (httpx.TransportError, ProviderError) as error:
@@ -141,8 +154,17 @@ class TurbotextProvider(Provider):
     async def _download(
         self, request: ProviderRequest, client: httpx.AsyncClient, result_url: str
     ) -> ProviderImage:
+        host = result_host_refused(result_url)
+        if host is not None:
+            raise ProviderError(
+                f"Turbotext's result is on {host}, a host not allowed to serve results "
+                "(TURBOTEXT_RESULT_HOSTS); it was not downloaded",
+                retryable=False,
+            )
+
         async def attempt(timeout: float) -> ProviderImage:
-            response = await client.get(result_url, timeout=timeout)
+            # No credentials: the key goes only to the API itself.
+            response = await send_bounded(client, "GET", result_url, provider="Turbotext", timeout=timeout)
             if response.status_code != 200:
                 raise ProviderError(
                     f"Turbotext result download HTTP {response.status_code}",
@@ -155,6 +177,35 @@ class TurbotextProvider(Provider):
             return ProviderImage(data=response.content, mime_type=mime_type)
 
         return await with_retries(request, attempt, max_attempts=3)
+
+
+def result_hosts() -> list[str]:
+    """Hosts results may come from: ``TURBOTEXT_RESULT_HOSTS``, else the API's domain and subdomains
+    (``www.turbotext.ru`` → ``turbotext.ru`` and ``.turbotext.ru``; an address or a one-label name as is)."""
+    configured = [host.strip().lower() for host in django_settings.TURBOTEXT_RESULT_HOSTS if host.strip()]
+    if configured:
+        return configured
+    api_host = httpx.URL(django_settings.TURBOTEXT_API_BASE).host.lower()
+    labels = api_host.split(".")
+    if len(labels) < 2 or all(label.isdigit() for label in labels) or ":" in api_host:
+        return [api_host]
+    domain = ".".join(labels[-2:])
+    return [domain, f".{domain}"]
+
+
+def result_host_refused(url: str) -> str | None:
+    """None when ``url`` may be downloaded (http(s) on an allowed host); else what to name in the error."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "an invalid URL"
+    host = parsed.host.lower()
+    if parsed.scheme not in ("http", "https") or not host:
+        return f"a {parsed.scheme or 'relative'} URL"
+    for allowed in result_hosts():
+        if host == allowed or (allowed.startswith(".") and host.endswith(allowed)):
+            return None
+    return host
 
 
 def _template(request: ProviderRequest, role: str) -> TemplateImage:

@@ -213,7 +213,8 @@ def test_delay_applies_and_concurrency_is_measured(fake):
     elapsed = time.monotonic() - started
 
     assert results == [200] * 8
-    assert 0.2 <= elapsed < 1.5
+    assert elapsed >= 0.2
+    # All eight were held at once (no wall-clock bound: on a loaded machine it proves nothing more).
     assert fake.max_inflight == 8
     assert fake.inflight == 0
 

@@ -15,6 +15,12 @@ byte length) and consumes one mode from the script queue (``default_mode`` when 
 empty). It then waits ``delay`` seconds, applies the real API's validation (403 without an API
 key, 400 for a bad body, ``responseMimeType``, or ``imageSize`` on a non "3-pro" model) and
 finally answers according to the mode.
+
+Besides the API's own answers, every fake can misbehave the way a broken provider (or the network in
+front of it) does — :data:`MISBEHAVIOURS`, answered by ``FakeServer._misbehave`` — and answer a
+well-formed result whose image is not a usable one (:data:`BAD_IMAGES`). A request to another host
+(``http://localhost:<port>/elsewhere/…``, where the misbehaving answers point) is recorded in
+``elsewhere`` and answered with a valid PNG, so a client that follows them is caught.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ import base64
 import binascii
 import collections
 import contextlib
+import contextvars
 import json
 import re
 import signal
+import socket
 import struct
 import threading
 import zlib
@@ -37,7 +45,24 @@ from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
-MODES: tuple[str, ...] = ("image", "no_image", "429", "500", "503", "400", "403", "404", "hang")
+# Misbehaviours every fake shares (FakeServer._misbehave), applied where the provider's answer goes out.
+MISBEHAVIOURS: tuple[str, ...] = (
+    "reset",  # the answer's headers and half its body, then the connection is reset (RST)
+    "trickle",  # the answer's headers, then its body one byte every TRICKLE_SECONDS
+    "huge_error",  # HTTP 400 with a JSON error body of HUGE_ERROR_BYTES
+    "redirect",  # 307 to another host (localhost instead of 127.0.0.1): /elsewhere/redirected
+)
+# A well-formed answer carrying one of BAD_IMAGES instead of the result image.
+BAD_IMAGE_MODES: tuple[str, ...] = ("truncated_image", "not_image", "garbage_png")
+MODES: tuple[str, ...] = (
+    "image", "no_image", "429", "500", "503", "400", "403", "404", "hang", *MISBEHAVIOURS, *BAD_IMAGE_MODES,
+)  # fmt: skip
+HUGE_ERROR_BYTES = 5 * 1024 * 1024
+TRICKLE_SECONDS = 0.5
+# Where misbehaving answers point: this server under another host name, so a client that follows them
+# reaches it and is recorded (``FakeServer.elsewhere``).
+ELSEWHERE_HOST = "localhost"
+ELSEWHERE_PATH = "/elsewhere"
 
 # mode -> (HTTP code, Google status, message)
 _ERROR_MODES: dict[str, tuple[int, str, str]] = {
@@ -60,6 +85,7 @@ _ERROR_MODES: dict[str, tuple[int, str, str]] = {
 
 _REASONS: dict[int, str] = {
     200: "OK",
+    307: "Temporary Redirect",
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
@@ -105,6 +131,11 @@ def make_png(width: int = 64, height: int = 64) -> bytes:
 
 PNG_BYTES: bytes = make_png()
 PNG_B64: str = base64.b64encode(PNG_BYTES).decode("ascii")
+BAD_IMAGES: dict[str, bytes] = {
+    "truncated_image": PNG_BYTES[: len(PNG_BYTES) // 2],  # a PNG cut off half way
+    "not_image": b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>\n",
+    "garbage_png": PNG_BYTES[:8] + bytes(range(256)) * 16,  # the PNG signature, then noise
+}
 
 
 @dataclass
@@ -325,6 +356,40 @@ def _encode_response(status: int, payload: Any, keep_alive: bool, server: str = 
 
 _Response = tuple[int, Any]  # (HTTP status, JSON payload)
 
+# The connection being answered (each connection runs in its own task, hence its own context): for
+# answers that are not a JSON body (raw bytes, broken answers).
+_WRITER: contextvars.ContextVar[asyncio.StreamWriter] = contextvars.ContextVar("fake_provider_writer")
+
+
+def raw_head(
+    status: int, content_type: str, length: int | None, server: str, headers: dict[str, str] | None = None
+) -> bytes:
+    """A response head that closes the connection after the body (no length: the body ends at close)."""
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}", f"Content-Type: {content_type}"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    lines += ["Connection: close", f"Server: {server}", "", ""]
+    return "\r\n".join(lines).encode("latin-1")
+
+
+async def write_raw(
+    status: int, content_type: str, body: bytes, server: str, *, head_only: bool = False
+) -> None:
+    """Answer a non-JSON body on the current connection, then close it (``Connection: close``)."""
+    writer = _WRITER.get()
+    writer.write(raw_head(status, content_type, len(body), server) + (b"" if head_only else body))
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+
+
+def reset_connection(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP reset (SO_LINGER 0), as a crashing proxy or provider does mid-answer."""
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
 
 class FakeServer(ABC):
     """The HTTP/1.1 server, call accounting and ``/__`` control API shared by the fake providers.
@@ -362,6 +427,8 @@ class FakeServer(ABC):
         self.max_inflight = 0
         # How each API request's body arrived: ("content-length" | "chunked", bytes received).
         self.body_framings: list[tuple[str, int]] = []
+        # Requests that reached "another host" (ELSEWHERE_HOST): method, path and headers.
+        self.elsewhere: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
@@ -405,6 +472,7 @@ class FakeServer(ABC):
             self.calls = 0
             self.requests = []
             self.body_framings = []
+            self.elsewhere = []
             self.max_inflight = self.inflight
             self.delay = self._initial_delay
             self._default_mode = self._initial_mode
@@ -513,6 +581,7 @@ class FakeServer(ABC):
     # ----------------------------------------------------------------- HTTP
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _WRITER.set(writer)
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
@@ -590,6 +659,11 @@ class FakeServer(ABC):
         query = parse_qs(url.query, keep_blank_values=True)
         if url.path.startswith("/__"):
             return self._control(method, url.path, query)
+        if url.path.startswith(ELSEWHERE_PATH):
+            with self._lock:
+                self.elsewhere.append({"method": method, "path": url.path, "headers": headers})
+            await write_raw(200, "image/png", PNG_BYTES, self.SERVER_NAME)
+            return None
         return await self._api(method, url.path, query, headers, body, reader)
 
     @abstractmethod
@@ -603,6 +677,43 @@ class FakeServer(ABC):
         reader: asyncio.StreamReader,
     ) -> _Response | None:
         """Answer one API request (``None``: the client went away); headers are lower-cased."""
+
+    # ----------------------------------------------------------------- misbehaviour
+
+    async def _misbehave(self, mode: str, reader: asyncio.StreamReader, answer: Any) -> None:
+        """Answer the current request as ``mode`` (one of MISBEHAVIOURS) says, instead of ``answer`` (the
+        JSON payload a working provider would send); the connection ends with it."""
+        writer = _WRITER.get()
+        body = json.dumps(answer, separators=(",", ":")).encode()
+        json_type = "application/json; charset=UTF-8"
+        try:
+            if mode == "reset":
+                writer.write(raw_head(200, json_type, len(body), self.SERVER_NAME) + body[: len(body) // 2])
+                await writer.drain()
+                reset_connection(writer)
+            elif mode == "trickle":
+                writer.write(raw_head(200, json_type, len(body), self.SERVER_NAME))
+                for index in range(len(body)):
+                    writer.write(body[index : index + 1])
+                    await writer.drain()
+                    with contextlib.suppress(TimeoutError):
+                        if not await asyncio.wait_for(reader.read(65536), TRICKLE_SECONDS):
+                            return  # the client went away
+            elif mode == "huge_error":
+                error = {"code": 400, "status": "INVALID_ARGUMENT", "type": "invalid_request_error"}
+                huge = json.dumps({"error": {**error, "message": "x" * HUGE_ERROR_BYTES}}).encode()
+                writer.write(raw_head(400, json_type, len(huge), self.SERVER_NAME))
+                for start in range(0, len(huge), _READ_SIZE):
+                    writer.write(huge[start : start + _READ_SIZE])
+                    await writer.drain()
+            elif mode == "redirect":
+                location = f"http://{ELSEWHERE_HOST}:{self.port}{ELSEWHERE_PATH}/redirected"
+                writer.write(raw_head(307, "text/plain", 0, self.SERVER_NAME, {"Location": location}))
+                await writer.drain()
+            else:
+                raise ValueError(f"{mode!r} is not a misbehaviour")
+        except ConnectionError:
+            pass  # the client hung up, as a client of a misbehaving provider should
 
     # ----------------------------------------------------------------- call accounting
 
@@ -740,12 +851,13 @@ class FakeGemini(FakeServer):
                     "modelVersion": model,
                     "responseId": f"fake-{number}",
                 }
-            return 200, {
+            image = base64.b64encode(BAD_IMAGES[mode]).decode() if mode in BAD_IMAGES else PNG_B64
+            answer = {
                 "candidates": [
                     {
                         "content": {
                             "role": "model",
-                            "parts": [{"inlineData": {"mimeType": "image/png", "data": PNG_B64}}],
+                            "parts": [{"inlineData": {"mimeType": "image/png", "data": image}}],
                         },
                         "finishReason": "STOP",
                         "index": 0,
@@ -760,6 +872,10 @@ class FakeGemini(FakeServer):
                 "modelVersion": model,
                 "responseId": f"fake-{number}",
             }
+            if mode in MISBEHAVIOURS:
+                await self._misbehave(mode, reader, answer)
+                return None
+            return 200, answer
         finally:
             self._finish()
 

@@ -15,7 +15,8 @@ image its filename, content type and byte length) and consumes one mode from the
 (401 without a bearer key; 400 for a body that is not ``multipart/form-data``, no prompt, no image,
 more than 16 images, an image that is not JPEG/PNG/WebP by its declared type or its bytes, or a bad
 ``size``, ``quality``, ``output_format``, ``output_compression``, ``background``, ``n`` or
-``input_fidelity``) and finally answers according to the mode.
+``input_fidelity``) and finally answers according to the mode (including the shared server's
+misbehaviours and bad images, see :mod:`providers.tests.fakes.gemini`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from PIL import Image
 
 from providers.tests.fakes.gemini import (
     _THREAD_PARSE_THRESHOLD,
+    BAD_IMAGE_MODES,
+    BAD_IMAGES,
+    MISBEHAVIOURS,
     PNG_BYTES,
     FakeServer,
     _Response,
@@ -40,7 +44,9 @@ from providers.tests.fakes.gemini import (
     run_cli,
 )
 
-MODES: tuple[str, ...] = ("image", "429", "quota", "500", "503", "400", "moderation", "hang")
+MODES: tuple[str, ...] = (
+    "image", "429", "quota", "500", "503", "400", "moderation", "hang", *MISBEHAVIOURS, *BAD_IMAGE_MODES,
+)  # fmt: skip
 
 EDITS_PATH = "/v1/images/edits"
 MAX_IMAGES = 16
@@ -489,7 +495,13 @@ class FakeOpenAI(FakeServer):
                 return None
             if mode in _ERROR_MODES:
                 return _ERROR_MODES[mode].response()
-            return 200, _success(inspection.fields, inspection.images)
+            answer = _success(inspection.fields, inspection.images)
+            if mode in BAD_IMAGES:
+                answer["data"] = [{"b64_json": base64.b64encode(BAD_IMAGES[mode]).decode()}]
+            if mode in MISBEHAVIOURS:
+                await self._misbehave(mode, reader, answer)
+                return None
+            return 200, answer
         finally:
             self._finish()
 

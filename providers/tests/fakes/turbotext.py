@@ -14,10 +14,13 @@ speaks Turbotext's wire format:
   downloads are done, ``delay`` seconds passed since creation and at least ``reconnects``
   reconnect answers were given. Then it answers the result (``uploaded_image`` placed according to
   ``result_url_location``: "top", "data" or "both") or the task's error.
-* ``GET /download/<N>.png`` serves the result PNG of a task whose success was reported.
+* ``GET /download/<N>.png`` serves the result PNG of a task whose success was reported (each
+  download's request headers are kept in ``result_requests``).
 
 Every create_queue call is counted in ``calls`` and consumes one mode from the script queue
-(``default_mode`` when empty), whatever its outcome. Modes: see :data:`MODES`.
+(``default_mode`` when empty), whatever its outcome. Modes: see :data:`MODES`. The shared server's
+misbehaviours (``reset``, ``trickle``, ``huge_error``, ``redirect``) apply to create_queue; the bad
+images (``truncated_image``, ``not_image``, ``garbage_png``) and the download modes to the result.
 
 Unlike Gemini's, ``delay`` does not hold answers back: it is the time from create_queue until the
 task is ready. ``inspect=False`` skips parameter validation (URLs are still fetched).
@@ -31,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import re
 import time
 from collections.abc import Callable
@@ -42,12 +44,19 @@ from urllib.parse import parse_qs
 import httpx
 
 from providers.tests.fakes.gemini import (
-    _REASONS,
+    _WRITER,
+    BAD_IMAGE_MODES,
+    BAD_IMAGES,
+    ELSEWHERE_HOST,
+    ELSEWHERE_PATH,
+    MISBEHAVIOURS,
     PNG_BYTES,
     FakeServer,
     _Response,
     _wait_for_disconnect,
+    raw_head,
     run_cli,
+    write_raw,
 )
 
 MODES: tuple[str, ...] = (
@@ -59,7 +68,13 @@ MODES: tuple[str, ...] = (
     "503",  # create_queue answers HTTP 503, plain text
     "lost_result",  # success, but GET /download/<N>.png answers 404
     "hang",  # create_queue never answers (until the client disconnects)
+    "result_other_host",  # the result URL points at another host (ELSEWHERE_HOST)
+    "huge_result",  # the result download never ends (no length; HUGE_RESULT_BYTES at most)
+    "hang_download",  # the result download never answers
+    *MISBEHAVIOURS,
+    *BAD_IMAGE_MODES,
 )
+HUGE_RESULT_BYTES = 256 * 1024 * 1024
 RESULT_URL_LOCATIONS: tuple[str, ...] = ("top", "data", "both")
 METHODS: tuple[str, ...] = ("generate_image2image", "mix_images", "deepfake_photo")
 URL_FIELDS: tuple[str, ...] = ("url", "url_image_target")
@@ -76,9 +91,6 @@ _PLAIN_ERRORS: dict[str, tuple[int, bytes]] = {
 _API_PATH = re.compile(r"^/api_ai/([A-Za-z0-9_]+)/?$")
 _DOWNLOAD_PATH = re.compile(r"^/download/(\d+)\.png$")
 _RESULT_SIZE = 64  # PNG_BYTES is 64x64
-
-# The connection's writer, so that _dispatch can answer non-JSON bodies (the PNG, plain-text 5xx).
-_WRITER: contextvars.ContextVar[asyncio.StreamWriter] = contextvars.ContextVar("turbotext_writer")
 
 
 @dataclass
@@ -123,6 +135,7 @@ class FakeTurbotext(FakeServer):
         self.download_timeout = float(download_timeout)
         self.polls = 0
         self.result_downloads = 0
+        self.result_requests: list[dict[str, str]] = []
         self.downloads: list[dict[str, Any]] = []
         self._tasks: dict[int, _Task] = {}
         self._last_queueid = 0
@@ -143,6 +156,7 @@ class FakeTurbotext(FakeServer):
             self.result_url_location = self._initial_location
             self.polls = 0
             self.result_downloads = 0
+            self.result_requests = []
             self.downloads = []
             self._tasks = {}
             self._generation += 1  # downloads still running belong to the old generation
@@ -180,10 +194,6 @@ class FakeTurbotext(FakeServer):
 
     # ----------------------------------------------------------------- HTTP
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        _WRITER.set(writer)  # each connection runs in its own task, hence its own context
-        await super()._connection(reader, writer)
-
     async def _api(
         self,
         method: str,
@@ -195,7 +205,7 @@ class FakeTurbotext(FakeServer):
     ) -> _Response | None:
         download = _DOWNLOAD_PATH.match(path)
         if download is not None and method in ("GET", "HEAD"):
-            await self._serve_result(int(download.group(1)), method == "HEAD")
+            await self._serve_result(int(download.group(1)), method == "HEAD", headers, reader)
             return None
         api = _API_PATH.match(path)
         if api is None:
@@ -225,16 +235,24 @@ class FakeTurbotext(FakeServer):
             return self._get_result(record, headers)
         return 200, {"success": False, "error": "params_error"}
 
-    async def _serve_result(self, queueid: int, head_only: bool) -> None:
+    async def _serve_result(
+        self, queueid: int, head_only: bool, headers: dict[str, str], reader: asyncio.StreamReader
+    ) -> None:
         with self._lock:
+            self.result_requests.append(headers)
             task = self._tasks.get(queueid)
             found = task is not None and task.result_reported and task.mode != "lost_result"
             if found:
                 self.result_downloads += 1
-        if found:
-            await _write_raw(200, "image/png", PNG_BYTES, head_only)
-        else:
+        mode = task.mode if task is not None and found else ""
+        if not found:
             await _write_raw(404, "text/plain; charset=utf-8", b"Not Found\n", head_only)
+        elif mode == "hang_download":
+            await _wait_for_disconnect(reader)
+        elif mode == "huge_result" and not head_only:
+            await _write_endless_png()
+        else:
+            await _write_raw(200, "image/png", BAD_IMAGES.get(mode, PNG_BYTES), head_only)
 
     # ----------------------------------------------------------------- create_queue
 
@@ -251,6 +269,9 @@ class FakeTurbotext(FakeServer):
                 return None
             if mode == "hang":
                 await _wait_for_disconnect(reader)
+                return None
+            if mode in MISBEHAVIOURS:
+                await self._misbehave(mode, reader, {"success": True, "queueid": self._last_queueid + 1})
                 return None
             if self.inspect and not _params_ok(record["method"], fields):
                 return 200, {"success": False, "error": "params_error"}
@@ -355,6 +376,8 @@ class FakeTurbotext(FakeServer):
         host = headers.get("host")
         base = f"http://{host}" if host else self.base_url
         uploaded = f"{base}/download/{task.queueid}.png"
+        if task.mode == "result_other_host":
+            uploaded = f"http://{ELSEWHERE_HOST}:{self.port}{ELSEWHERE_PATH}/{task.queueid}.png"
         data: dict[str, Any] = {
             "image": [f"image/{task.method}_id{task.queueid}_0.png"],
             "width": _RESULT_SIZE,
@@ -427,19 +450,18 @@ def _in_range(value: float, low: float, high: float) -> bool:
 
 
 async def _write_raw(status: int, content_type: str, body: bytes, head_only: bool = False) -> None:
-    """Answer a non-JSON body on the current connection, then close it (``Connection: close``)."""
+    await write_raw(status, content_type, body, FakeTurbotext.SERVER_NAME, head_only=head_only)
+
+
+async def _write_endless_png() -> None:
+    """A PNG that never ends: no length, megabytes after the image until the client hangs up."""
     writer = _WRITER.get()
-    head = (
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
-        f"Content-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n"
-        f"Server: {FakeTurbotext.SERVER_NAME}\r\n"
-        "\r\n"
-    )
-    writer.write(head.encode("latin-1") + (b"" if head_only else body))
+    writer.write(raw_head(200, "image/png", None, FakeTurbotext.SERVER_NAME) + PNG_BYTES)
+    padding = bytes(1024 * 1024)
     with contextlib.suppress(ConnectionError):
-        await writer.drain()
+        for _ in range(HUGE_RESULT_BYTES // len(padding)):
+            writer.write(padding)
+            await writer.drain()
 
 
 def _check_location(location: str) -> None:
