@@ -20,6 +20,7 @@ from conftest import INGEST_PASSWORD
 from jobs.models import Job
 from jobs.slot_test_runs import SAMPLE_PHOTO
 from jobs.tests.booth import booth_fields, booth_post, multipart_body
+from providers.tests.pipeline import post_photo as post_photo_to
 from slots.models import Slot
 from slots.services import slot_update
 
@@ -123,3 +124,48 @@ def test_a_token_that_leads_nowhere_gets_404_and_the_failed_job_has_no_token(stu
     assert client.get("/s/" + "x" * 500).status_code == 404
     assert client.get("/s/%00%27%3Cscript%3E" + "A" * 30).status_code == 404, "no 500 on hostile text"
     assert not Job.objects.exclude(share_token="").filter(finalized_at__lte=timezone.now()).exists()
+
+
+def photo_sized_png(side: int = 640) -> bytes:
+    """A provider's answer big enough to carry a QR code (the fakes' own is 64×64)."""
+    image = Image.merge(
+        "RGB", [Image.linear_gradient("L").resize((side, side))] * 2 + [Image.new("L", (side, side), 90)]
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("provider", "operation", "provider_settings", "mime_type"),
+    [
+        ("gemini", "image_edit", {"prompt": "art"}, "image/png"),
+        ("openai", "image_edit", {"prompt": "art", "output_format": "jpeg"}, "image/jpeg"),
+        ("openai", "image_edit", {"prompt": "art", "output_format": "webp"}, "image/webp"),
+        ("turbotext", "image2image", {"prompt": "art", "poll_interval_seconds": 0.2}, "image/png"),
+    ],
+    ids=["gemini-png", "openai-jpeg", "openai-webp", "turbotext-png"],
+)
+def test_every_providers_result_carries_the_qr_code_of_its_share_page(
+    service,
+    worker,
+    studio,
+    fake_gemini,
+    fake_openai,
+    fake_turbotext,
+    provider,
+    operation,
+    provider_settings,
+    mime_type,
+):
+    fakes = {"gemini": fake_gemini, "openai": fake_openai, "turbotext": fake_turbotext}
+    fakes[provider].result_png = photo_sized_png()
+    slot_update(
+        slot=Slot.objects.get(id="slot-002"),
+        fields={"provider": provider, "operation": operation, "settings": provider_settings, "is_active": True,
+                "share_qr": "bottom-left"},
+    )  # fmt: skip
+    _photo, response = post_photo_to(service, "slot-002")
+    assert response.status == 200, response.body[:300]
+    assert response.headers["content-type"] == mime_type
+    assert decoded_codes(response.body) == [response.headers["x-share-url"]]
