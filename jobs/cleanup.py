@@ -1,4 +1,5 @@
-"""Cleanup run by cron: overdue jobs, leftover inputs and links, expired results and thumbnails.
+"""Cleanup run by cron: overdue jobs, leftover inputs and links, expired results and thumbnails, and
+files no row refers to (left by a process killed between writing a file and recording it).
 
 Every step is a conditional update or an idempotent delete, so two runs at once are harmless; the
 command still takes an advisory lock so overlapping cron runs do not duplicate work.
@@ -6,9 +7,13 @@ command still takes an advisory lock so overlapping cron runs do not duplicate w
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -21,6 +26,14 @@ from media.models import MediaObject
 from slots.services import studio_settings_get
 
 ADVISORY_LOCK_KEY = 0x50484F544F  # "PHOTO"
+# A file under inputs/, results/ or thumbnails/ that no row refers to is removed once it is this old.
+# Such files are left by a process killed (SIGKILL, power loss) after writing a file and before its row
+# recorded it — a web process between storing the photo and creating the job, a worker between storing a
+# result or a thumbnail and its finalize — or after a row released a file and before it was deleted. A
+# file is recorded at most a minute or two after it is written (the sync window is at most 60 s, the
+# worker waits at most 30 s more for a late thumbnail), so this age leaves every live job's files alone.
+ORPHAN_FILE_MIN_AGE = timedelta(minutes=15)
+ORPHAN_CHECK_BATCH = 1000
 
 
 @dataclass
@@ -31,6 +44,7 @@ class CleanupReport:
     media_rows_expired: int = 0
     results_removed: int = 0
     thumbnails_removed: int = 0
+    orphan_files_removed: int = 0
     skipped_locked: bool = False
 
     def summary(self) -> str:
@@ -39,11 +53,12 @@ class CleanupReport:
         return (
             f"cleanup: jobs requeued={self.requeued_jobs} timed_out={self.timed_out_jobs}; "
             f"media expired={self.media_rows_expired} files_removed={self.media_files_removed}; "
-            f"results removed={self.results_removed}; thumbnails removed={self.thumbnails_removed}"
+            f"results removed={self.results_removed}; thumbnails removed={self.thumbnails_removed}; "
+            f"orphan files removed={self.orphan_files_removed}"
         )
 
 
-def cleanup_run(*, dry_run: bool = False) -> CleanupReport:
+def cleanup_run(*, dry_run: bool = False, orphan_min_age: timedelta = ORPHAN_FILE_MIN_AGE) -> CleanupReport:
     report = CleanupReport()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
@@ -62,6 +77,7 @@ def cleanup_run(*, dry_run: bool = False) -> CleanupReport:
                 _expired_results(now).exclude(result_thumbnail_path="").count()
                 + _expired_input_thumbnails(now).count()
             )
+            report.orphan_files_removed = len(orphan_files(older_than=now - orphan_min_age))
             return report
         for media_id, path, owns_file in _expired_media(now).values_list("id", "path", "owns_file"):
             if MediaObject.objects.filter(id=media_id, deleted_at__isnull=True).update(deleted_at=now):
@@ -84,6 +100,10 @@ def cleanup_run(*, dry_run: bool = False) -> CleanupReport:
             if Job.objects.filter(id=job_id, input_thumbnail_path=path).update(input_thumbnail_path=""):
                 if storage.delete(path):
                     report.thumbnails_removed += 1
+        # Last: every file released above is gone already and not counted twice.
+        for path in orphan_files(older_than=now - orphan_min_age):
+            if storage.delete(path):
+                report.orphan_files_removed += 1
         return report
     finally:
         with connection.cursor() as cursor:
@@ -111,3 +131,57 @@ def _expired_input_thumbnails(now: datetime) -> QuerySet[Job]:
     return Job.objects.exclude(input_thumbnail_path="").filter(
         state__in=list(FINAL_STATES), finalized_at__lte=now - retention
     )
+
+
+def orphan_files(*, older_than: datetime) -> list[str]:
+    """Files under inputs/, results/ and thumbnails/ written before ``older_than`` that no row keeps.
+
+    Kept: an input whose media row is live, a result whose job still holds it, a thumbnail its job
+    records. Our files are named after their job (``<job id>…``); any other name is left alone.
+    """
+    cutoff = older_than.timestamp()
+    candidates: dict[uuid.UUID, list[str]] = {}
+    for folder in (storage.INPUTS_DIR, storage.RESULTS_DIR, storage.THUMBNAILS_DIR):
+        for name, modified in _files_in(Path(settings.MEDIA_ROOT) / folder):
+            job_id = _job_id_of(name)
+            if job_id is not None and modified < cutoff:
+                candidates.setdefault(job_id, []).append(f"{folder}/{name}")
+    job_ids = list(candidates)
+    kept: set[str] = set()
+    for start in range(0, len(job_ids), ORPHAN_CHECK_BATCH):
+        batch = job_ids[start : start + ORPHAN_CHECK_BATCH]
+        kept.update(
+            MediaObject.objects.filter(job_id__in=batch, deleted_at__isnull=True).values_list(
+                "path", flat=True
+            )
+        )
+        for result, result_deleted_at, *thumbnails in Job.objects.filter(id__in=batch).values_list(
+            "result_path", "result_deleted_at", "result_thumbnail_path", "input_thumbnail_path"
+        ):
+            kept.update(thumbnails)
+            if result_deleted_at is None:
+                kept.add(result)
+    return [path for paths in candidates.values() for path in paths if path not in kept]
+
+
+def _files_in(folder: Path) -> list[tuple[str, float]]:
+    """(name, modification time) of the regular files in ``folder`` (none if it does not exist)."""
+    found = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    if entry.is_file():
+                        found.append((entry.name, entry.stat().st_mtime))
+                except FileNotFoundError:
+                    continue  # deleted meanwhile by its job's finalize or another cleanup
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def _job_id_of(name: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(name[:36])
+    except ValueError:
+        return None

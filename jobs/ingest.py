@@ -38,7 +38,7 @@ from media.images import (
     pixel_dimensions,
     sniff_image_type,
 )
-from photochanger.db import db_call
+from photochanger.db import DatabaseUnavailable, db_call
 from photochanger.errors import HTTP_STATUS, FailureReason, ServiceError
 from photochanger.intake import release_body
 from photochanger.offload import cpu_call
@@ -115,13 +115,15 @@ async def ingest_accept(
     """Validate one booth request, store its photo and create its job; returns the job's deadline.
 
     Raises ``ServiceError`` from the catalogue; a rejected request leaves only its log entry behind
-    (no job, no file).
+    (no job, no file; with the database down, not even that: ``DatabaseUnavailable`` is answered at once).
     """
     started = time.monotonic()
     try:
         return await _accept(
             job_id=job_id, slot_id=slot_id, request=request, client_ip=client_ip, received_at=received_at
         )
+    except DatabaseUnavailable:
+        raise  # nowhere to log it; answered at once (the web log has the warning)
     except ServiceError as error:
         await db_call(
             ingest_log_rejection,

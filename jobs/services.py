@@ -609,16 +609,20 @@ def jobs_renew_leases(*, worker: str, claims: dict[uuid.UUID, int], lease: timed
     return {job_id for job_id, claim_count in current if claims[job_id] == claim_count}
 
 
-def jobs_recover_stale(*, batch: int = 200) -> tuple[int, int]:
+def jobs_recover_stale(*, batch: int = 200, requeue: bool = True) -> tuple[int, int]:
     """Requeue jobs whose worker lost its lease while time remains; time out jobs past their deadline.
 
-    Safe to run from every worker and from cleanup at once. Returns (requeued, timed_out).
+    ``requeue=False`` only times out: a worker just back from a database outage leaves lapsed leases
+    alone until the other workers have had the time to renew theirs. Safe to run from every worker and
+    from cleanup at once. Returns (requeued, timed_out).
     """
     now = timezone.now()
+    requeued = 0
     with transaction.atomic():
-        requeued = Job.objects.filter(
-            state=JobState.PROCESSING, lease_expires_at__lt=now, expires_at__gt=now
-        ).update(state=JobState.PENDING, lease_expires_at=None, claimed_by="", open_call_provider="")
+        if requeue:
+            requeued = Job.objects.filter(
+                state=JobState.PROCESSING, lease_expires_at__lt=now, expires_at__gt=now
+            ).update(state=JobState.PENDING, lease_expires_at=None, claimed_by="", open_call_provider="")
         if requeued:
             notify(CHANNEL_JOB_CREATED)
     # served by the partial index job_live_deadline_idx

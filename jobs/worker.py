@@ -40,7 +40,7 @@ from jobs.states import JobState
 from media import storage, thumbnails
 from media.images import FarTooManyPixels, UnreadableImage, decoded_image_type, sniff_image_type
 from media.services import public_link_create
-from photochanger.db import db_call, db_housekeeping_call, db_pool_close, listen_forever
+from photochanger.db import DatabaseUnavailable, db_call, db_housekeeping_call, db_pool_close, listen_forever
 from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
@@ -72,6 +72,10 @@ HEARTBEAT_SECONDS = 5.0
 THUMBNAIL_THREADS = 2
 THUMBNAIL_NICE = 10
 LATE_THUMBNAIL_WAIT_SECONDS = 30.0
+# A job's outcome that cannot be written because the database is unreachable is tried again this often,
+# until the job's deadline is this far behind (then whoever reaches the database first writes the timeout).
+FINALIZE_RETRY_SECONDS = 0.5
+FINALIZE_RETRY_GRACE_SECONDS = 10.0
 # A job's attempt whose call runs on past the deadline for a late result (Job.attempts "outcome").
 LATE_PENDING = "late_pending"
 _thumbnail_executor: ThreadPoolExecutor | None = None
@@ -198,6 +202,11 @@ class Worker:
         self._api_keys: dict[str, tuple[float, str]] = {}
         # Jobs whose provider work is done and whose finalize is under way: never cancelled.
         self._finalizing: set[uuid.UUID] = set()
+        # Since when (monotonic) this worker's database calls have worked without a failure; None while
+        # they fail. Other workers' lapsed leases are only requeued once it has worked for a whole lease:
+        # after an outage every live worker must first get the chance to renew its own. Counted from the
+        # start too: a worker (re)started during or just after an outage has not seen the others renew.
+        self._database_back_since: float | None = time.monotonic()
         # Provider calls running on past their job's deadline for a late result (jobs.late_results).
         self._late_calls: dict[uuid.UUID, LateCall] = {}
 
@@ -290,10 +299,21 @@ class Worker:
                 lease=self.lease,
                 min_remaining=self.latency.min_remaining(),
             )
-        except ServiceError:
-            await asyncio.sleep(self.poll_seconds)
+        except DatabaseUnavailable:
+            # The loop idles until woken: by the LISTEN connection coming back (the server is up again)
+            # or, at the latest, by the fallback poll.
+            self._database_failed()
             return False
+        self._database_works()
         for item in claimed:
+            if item.claim_count > 1:
+                # The job's earlier claim lost its lease (its worker died, or stalled past the lease):
+                # the provider is called again for it. What a crash costs, counted here.
+                logger.warning(
+                    "job %s: claim %s, an earlier claim's lease lapsed; calling the provider again",
+                    item.id, item.claim_count,
+                    extra={"job_id": str(item.id), "slot_id": item.slot_id, "provider": item.provider},
+                )  # fmt: skip
             stale = self._running.get(item.id)
             if stale is not None:
                 # Our own earlier claim of this job lapsed (this loop stalled past the lease) and we
@@ -307,6 +327,8 @@ class Worker:
         return len(claimed) == room
 
     def _job_done(self, job_id: uuid.UUID, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("job %s: its task failed", job_id, exc_info=error, extra={"job_id": str(job_id)})
         running = self._running.get(job_id)
         if running is None or running.task is not task:
             return  # a stale claim's task: the job's current claim keeps its place
@@ -324,6 +346,7 @@ class Worker:
             still_ours = await db_housekeeping_call(
                 services.jobs_renew_leases, worker=self.name, claims=claims, lease=self.lease
             )
+            self._database_works()
             now = timezone.now()
             for job_id in claims.keys() - still_ours:
                 running = self._running.get(job_id)
@@ -343,11 +366,26 @@ class Worker:
                 started_at=self._started_at,
                 jobs_in_flight=len(self._running),
             )
-        requeued, timed_out = await db_housekeeping_call(services.jobs_recover_stale)
+        requeued, timed_out = await db_housekeeping_call(
+            services.jobs_recover_stale, requeue=self._may_requeue_others()
+        )
+        self._database_works()
         if requeued:
             self._wake.set()
         self.stats.stale_requeued += requeued
         self.stats.stale_timed_out += timed_out
+
+    def _database_failed(self) -> None:
+        self._database_back_since = None
+
+    def _database_works(self) -> None:
+        if self._database_back_since is None:
+            self._database_back_since = time.monotonic()
+
+    def _may_requeue_others(self) -> bool:
+        """Whether a lapsed lease now means a dead worker, not one that could not reach the database."""
+        back_since = self._database_back_since
+        return back_since is not None and time.monotonic() - back_since >= self.lease.total_seconds()
 
     # --- one job ---------------------------------------------------------------------------------
 
@@ -362,15 +400,25 @@ class Worker:
         except asyncio.CancelledError:
             logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
             _thumbnail_discard(input_thumbnail)
-            if (late := self._late_calls.pop(claimed.id, None)) is not None:
-                late.task.cancel()
+            self._drop_late_call(claimed.id)
             raise
+        except DatabaseUnavailable:
+            # The adapter needed the database (a key, a public link) while it was down: the job goes
+            # back to the queue once its lease lapses (or times out at its deadline), not failed.
+            logger.warning(
+                "job %s: database unavailable during processing; left to be claimed again", claimed.id,
+                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id},
+            )  # fmt: skip
+            _thumbnail_discard(input_thumbnail)
+            self._drop_late_call(claimed.id)
+            return
         except Exception:
             logger.exception(
                 "job %s: internal error",
                 claimed.id,
                 extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id},
             )
+            self._drop_late_call(claimed.id)
             outcome = Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.INTERNAL_ERROR,
@@ -383,23 +431,21 @@ class Worker:
         try:
             await self._finalize(claimed, outcome, late_input_thumbnail=input_thumbnail)
         except BaseException:
-            if (late := self._late_calls.pop(claimed.id, None)) is not None:
-                late.task.cancel()
+            self._drop_late_call(claimed.id)
             raise
         if outcome.state == JobState.TIMEOUT and outcome.attempts:
             # The waiter usually writes the timeout first, without the attempts: add them.
-            await db_call(
-                late_results.job_attempts_record,
-                job_id=claimed.id,
-                claimed_by=self.name,
-                claim_count=claimed.claim_count,
-                attempts=outcome.attempts,
-                replace=False,
-            )
+            await self._record_attempts(claimed, outcome.attempts, replace=False)
         if (late := self._late_calls.get(claimed.id)) is not None:
             if self._stopping:
                 late.task.cancel()  # stopping: no new waits for late results
             await self._keep_late_result(claimed, late)
+
+    def _drop_late_call(self, job_id: uuid.UUID) -> None:
+        """Give up the job's call running on for a late result, if it has one (its mark is released
+        after the grace: ``jobs.late_results.open_calls_release_stale``)."""
+        if (late := self._late_calls.pop(job_id, None)) is not None:
+            late.task.cancel()
 
     def _input_thumbnail_start(self, claimed: ClaimedJob) -> asyncio.Future[str] | None:
         if not claimed.input_path:
@@ -458,23 +504,11 @@ class Worker:
                 extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": fallback.provider},
             )  # fmt: skip
             # The fallback's call counts against its own provider's cap while it runs.
-            await db_call(
-                late_results.job_open_call_set,
-                job_id=claimed.id,
-                claimed_by=self.name,
-                claim_count=claimed.claim_count,
-                provider=fallback.provider,
-            )
+            await self._open_call(claimed, fallback.provider)
             second = await self._call_target(claimed, fallback, reserve_seconds=None)
             calls.append(second)
             if claimed.id not in self._late_calls:
-                await db_call(
-                    late_results.job_open_call_set,
-                    job_id=claimed.id,
-                    claimed_by=self.name,
-                    claim_count=claimed.claim_count,
-                    provider="",
-                )
+                await self._open_call(claimed, "")
         records = [call.record for call in calls] + skipped
         if (late := self._late_calls.get(claimed.id)) is not None:
             late.records = records
@@ -535,16 +569,15 @@ class Worker:
             if claimed.late_result_grace_seconds > 0:
                 # The booth gets its 504 at the deadline; the call runs on for a late result, counted
                 # against its provider's cap until it ends (jobs.late_results).
-                await db_call(
-                    late_results.job_open_call_set,
-                    job_id=claimed.id,
-                    claimed_by=self.name,
-                    claim_count=claimed.claim_count,
-                    provider=target.provider,
-                )
-                self._late_calls[claimed.id] = LateCall(task=call, target=target, request=request)
-                return TargetCall(target, timed_out, started, outcome_name=LATE_PENDING)
-            call.cancel()
+                try:
+                    marked = await self._open_call(claimed, target.provider)
+                except BaseException:
+                    call.cancel()
+                    raise
+                if marked:
+                    self._late_calls[claimed.id] = LateCall(task=call, target=target, request=request)
+                    return TargetCall(target, timed_out, started, outcome_name=LATE_PENDING)
+            call.cancel()  # (a call whose place under the cap could not be recorded is not kept either)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await call
             return TargetCall(target, timed_out, started)
@@ -640,42 +673,27 @@ class Worker:
                     logging.INFO if isinstance(error, expected) else logging.WARNING,
                     "job %s: no late result (%s)", claimed.id, error.__class__.__name__, extra=fields,
                 )  # fmt: skip
-                await db_call(
-                    late_results.job_open_call_set,
-                    job_id=claimed.id,
-                    claimed_by=self.name,
-                    claim_count=claimed.claim_count,
-                    provider="",
-                )
-                await db_call(
-                    late_results.job_attempts_record,
-                    job_id=claimed.id,
-                    claimed_by=self.name,
-                    claim_count=claimed.claim_count,
-                    attempts=_late_outcome(late.records, "timeout"),
-                    replace=True,
-                )
+                await self._open_call(claimed, "")
+                await self._record_attempts(claimed, _late_outcome(late.records, "timeout"), replace=True)
                 return
             records = _late_outcome(late.records, "late", provider_calls=result.attempts)
-            recorded = await db_call(
-                late_results.job_late_result_record,
-                job_id=claimed.id,
-                claimed_by=self.name,
-                claim_count=claimed.claim_count,
-                result=stored,
-                share_token=token,
-                attempts=records,
-                answered_by=late.target.slot_id,
-            )
-            if not recorded:
-                await asyncio.to_thread(_delete_files, [stored.path])
-                await db_call(
-                    late_results.job_open_call_set,
+            try:
+                recorded = await db_call(
+                    late_results.job_late_result_record,
                     job_id=claimed.id,
                     claimed_by=self.name,
                     claim_count=claimed.claim_count,
-                    provider="",
+                    result=stored,
+                    share_token=token,
+                    attempts=records,
+                    answered_by=late.target.slot_id,
                 )
+            except DatabaseUnavailable:
+                logger.warning("job %s: database unavailable; the late result was not kept", claimed.id)
+                recorded = False
+            if not recorded:
+                await asyncio.to_thread(_delete_files, [stored.path])
+                await self._open_call(claimed, "")
                 return
             self.stats.late_results += 1
             logger.info("job %s: late result kept", claimed.id, extra=fields)
@@ -684,6 +702,39 @@ class Worker:
             self._late_calls.pop(claimed.id, None)
             if not late.task.done():
                 late.task.cancel()
+
+    async def _open_call(self, claimed: ClaimedJob, provider: str) -> bool:
+        """Mark (``provider``) or clear ("") the call this claim holds open (``jobs.late_results``); False
+        when the database is unreachable (a mark not cleared is released after the job's grace)."""
+        try:
+            await db_call(
+                late_results.job_open_call_set,
+                job_id=claimed.id,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+                provider=provider,
+            )
+        except DatabaseUnavailable:
+            logger.warning("job %s: database unavailable; open provider call not recorded", claimed.id)
+            return False
+        return True
+
+    async def _record_attempts(
+        self, claimed: ClaimedJob, records: list[dict[str, Any]], *, replace: bool
+    ) -> None:
+        """``job_attempts_record`` for this claim; skipped while the database is unreachable (the
+        attempts are bookkeeping for staff: the job's outcome does not depend on them)."""
+        try:
+            await db_call(
+                late_results.job_attempts_record,
+                job_id=claimed.id,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+                attempts=records,
+                replace=replace,
+            )
+        except DatabaseUnavailable:
+            logger.warning("job %s: database unavailable; its attempts were not recorded", claimed.id)
 
     def _client(self) -> httpx.AsyncClient:
         client = self._clients[self._next_client % len(self._clients)]
@@ -695,7 +746,12 @@ class Worker:
         cached = self._api_keys.get(provider)
         now = time.monotonic()
         if cached is None or now - cached[0] > API_KEY_CACHE_SECONDS:
-            cached = (now, await db_call(provider_key_get, provider=provider))
+            try:
+                cached = (now, await db_call(provider_key_get, provider=provider))
+            except DatabaseUnavailable:
+                if cached is None:
+                    raise
+                return cached[1]  # the database is away for a moment: the last key read still works
             self._api_keys[provider] = cached
         return cached[1]
 
@@ -705,14 +761,7 @@ class Worker:
         # Never cancelled by housekeeping from here, also while a late input thumbnail is recorded.
         self._finalizing.add(claimed.id)
         try:
-            won = await db_call(
-                services.job_finalize,
-                job_id=claimed.id,
-                outcome=outcome,
-                claimed_by=self.name,
-                claim_count=claimed.claim_count,
-                keep_input=late_input_thumbnail is not None,
-            )
+            won = await self._write_outcome(claimed, outcome, keep_input=late_input_thumbnail is not None)
             logger.info(
                 "job %s %s",
                 claimed.id,
@@ -743,6 +792,29 @@ class Worker:
         finally:
             self._finalizing.discard(claimed.id)
 
+    async def _write_outcome(self, claimed: ClaimedJob, outcome: Outcome, *, keep_input: bool) -> bool:
+        """``job_finalize`` for this claim, tried again while the database is unreachable; True when won.
+
+        Gives up (False) once the job's deadline is ``FINALIZE_RETRY_GRACE_SECONDS`` behind: a result
+        can no longer land then, and the job is timed out by whoever reaches the database first.
+        """
+        give_up_at = max(claimed.expires_at, timezone.now()) + timedelta(seconds=FINALIZE_RETRY_GRACE_SECONDS)
+        while True:
+            try:
+                return await db_call(
+                    services.job_finalize,
+                    job_id=claimed.id,
+                    outcome=outcome,
+                    claimed_by=self.name,
+                    claim_count=claimed.claim_count,
+                    keep_input=keep_input,
+                )
+            except DatabaseUnavailable:
+                if timezone.now() >= give_up_at:
+                    logger.warning("job %s: database unavailable; its outcome was not written", claimed.id)
+                    return False
+                await asyncio.sleep(FINALIZE_RETRY_SECONDS)
+
     async def _record_result_thumbnail(self, claimed: ClaimedJob, result: StoredResult) -> None:
         """After the booth has its answer: the result's staff preview, made at low priority, recorded once."""
         path = await asyncio.get_running_loop().run_in_executor(
@@ -754,7 +826,13 @@ class Worker:
                 source_path=result.path,
             ),
         )
-        if path and not await db_call(services.job_result_thumbnail_record, job_id=claimed.id, path=path):
+        try:
+            recorded = bool(path) and await db_call(
+                services.job_result_thumbnail_record, job_id=claimed.id, path=path
+            )
+        except DatabaseUnavailable:
+            recorded = False  # the result stays downloadable; staff see it without a preview
+        if path and not recorded:
             await asyncio.to_thread(storage.delete, path)
 
     async def _record_late_input_thumbnail(self, claimed: ClaimedJob, future: asyncio.Future[str]) -> None:
@@ -768,13 +846,16 @@ class Worker:
         except asyncio.CancelledError:
             _thumbnail_discard(future)  # the input is left to cleanup (its job is final)
             raise
-        recorded = await db_call(
-            services.job_input_thumbnail_record,
-            job_id=claimed.id,
-            claimed_by=self.name,
-            claim_count=claimed.claim_count,
-            path=path,
-        )
+        try:
+            recorded = await db_call(
+                services.job_input_thumbnail_record,
+                job_id=claimed.id,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+                path=path,
+            )
+        except DatabaseUnavailable:
+            recorded = False  # the kept input is released by cleanup (its job is final)
         if path and not recorded:
             await asyncio.to_thread(storage.delete, path)
 
@@ -797,6 +878,8 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                if isinstance(error, DatabaseUnavailable):
+                    self._database_failed()
                 logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
 
 

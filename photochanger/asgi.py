@@ -230,7 +230,9 @@ class BoothPaths:
 
     async def _refuse(self, scope: Scope, send: Any, slot_id: str, error: ServiceError, *, log: bool) -> None:
         """Answer before the view ran (the connection is closed: the rest of the body is not read)."""
-        if log:
+        from photochanger.db import DatabaseUnavailable
+
+        if log and not isinstance(error, DatabaseUnavailable):  # with the database down: answer at once
             from jobs.ingest import ingest_log_rejection
             from photochanger.db import db_call
 

@@ -14,12 +14,13 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
 
 from photochanger.errors import FailureReason, ServiceError
 
@@ -27,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# After a call failed to reach the database, the next attempt waits this long: calls queued behind the
+# failed ones are answered at once instead of each waiting the pool's timeout again.
+OUTAGE_PROBE_SECONDS = 0.5
 
 _executor: ThreadPoolExecutor | None = None
 # One more thread (and connection) for small periodic work that must not wait behind a backlog of
@@ -48,24 +53,72 @@ def _get_housekeeping_executor() -> ThreadPoolExecutor:
     return _housekeeping_executor
 
 
+class DatabaseUnavailable(ServiceError):
+    """The database could not be reached (503 ``service_unavailable``).
+
+    A distinct type so callers can tell it from other refusals: there is no point writing a log row
+    about it, and work in flight can wait for the server to come back.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(FailureReason.SERVICE_UNAVAILABLE, "The database is unavailable; retry shortly.")
+
+
 def uses_connection_pool() -> bool:
     return bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
 
 
+class _OutageGate:
+    """While the last database call of this process failed to reach the server, one call at a time, at
+    most every ``OUTAGE_PROBE_SECONDS``, tries again; the others fail at once.
+
+    Without it every call waits the pool's whole timeout for a connection that cannot be opened, and
+    the calls queued behind them on the few database threads wait for those: with 15 booths posting,
+    a 503 would take several seconds instead of one. The first call that reaches the server again opens
+    the gate for all.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failed_at: float | None = None  # monotonic time of the last failure while the gate is shut
+        self._probing = False
+
+    def enter(self) -> bool:
+        """Before a call: True when it is the one retrying the server. Raises when it may not try."""
+        with self._lock:
+            if self._failed_at is None:
+                return False
+            if self._probing or time.monotonic() - self._failed_at < OUTAGE_PROBE_SECONDS:
+                raise DatabaseUnavailable()
+            self._probing = True
+            return True
+
+    def leave(self, *, probe: bool, reached: bool) -> None:
+        with self._lock:
+            if probe:
+                self._probing = False
+            self._failed_at = None if reached else time.monotonic()
+
+
+_outage_gate = _OutageGate()
+
+
 def _run(function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    probe = _outage_gate.enter()
+    reached = True
     try:
         return function(*args, **kwargs)
     except (OperationalError, InterfaceError) as error:
         # The server went away or the connection broke: drop it so the next call reconnects.
+        reached = False
         logger.warning("database unavailable: %s", error.__class__.__name__)
         try:
             connection.close()
         except DatabaseError:
             pass
-        raise ServiceError(
-            FailureReason.SERVICE_UNAVAILABLE, "The database is unavailable; retry shortly."
-        ) from error
+        raise DatabaseUnavailable() from error
     finally:
+        _outage_gate.leave(probe=probe, reached=reached)
         if uses_connection_pool():
             # Back to Django's pool (which discards it if it broke), not kept by this thread.
             with contextlib.suppress(DatabaseError):
@@ -110,13 +163,22 @@ async def listen_forever(
 
     Reconnects after ``reconnect_seconds`` whenever the connection is lost; ``on_connected`` runs after
     every (re)connect, to catch up on anything sent while nobody was listening. Runs until cancelled.
+
+    Losing this connection is how a process learns that the server restarted even when it had nothing
+    else to do: on the reconnect that follows, the connection pool's idle connections (broken by the
+    same restart) are checked and replaced, so the next query does not fail on one of them.
     """
     import psycopg
 
+    lost = False
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(autocommit=True, **connection_kwargs()) as conn:
                 await conn.execute(f"LISTEN {channel}")
+                if lost:
+                    logger.info("LISTEN %s connection re-established", channel)
+                    await asyncio.to_thread(pool_discard_broken_connections)
+                    lost = False
                 if on_connected is not None:
                     await on_connected()
                 async for notification in conn.notifies():
@@ -124,8 +186,27 @@ async def listen_forever(
         except asyncio.CancelledError:
             raise
         except Exception as error:
+            lost = True
             logger.warning("LISTEN %s connection lost (%s); reconnecting", channel, error.__class__.__name__)
             await asyncio.sleep(reconnect_seconds)
+
+
+def pool_discard_broken_connections() -> None:
+    """Check the pool's idle connections now (psycopg_pool's ``check()``): broken ones are replaced.
+
+    Blocking (one empty query per idle connection). The pool does not check a connection before handing
+    it out, so after a server restart each idle connection would otherwise fail one query first.
+    """
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    wrapper = connections["default"]
+    pool = wrapper.pool if isinstance(wrapper, DatabaseWrapper) and uses_connection_pool() else None
+    if pool is None or pool.closed:
+        return  # not opened yet: nothing in it
+    try:
+        pool.check()
+    except Exception as error:  # the server went away again: the next query will say so
+        logger.warning("database pool check failed: %s", error.__class__.__name__)
 
 
 def db_pool_close() -> None:

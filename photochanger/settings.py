@@ -136,16 +136,26 @@ _options.setdefault("application_name", env.str("DATABASE_APPLICATION_NAME", def
 # Server-side parameters let psycopg prepare statements it runs repeatedly: the hot-path statements
 # are planned once per connection instead of on every photo.
 _options.setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
+# See "reconnect_timeout" below: bounds how long after a database outage the pool may still be waiting.
+POOL_RECONNECT_SECONDS = 2.0
 if _database_url_given:
     # Django's connection pool (psycopg_pool), one per process: a thread takes a connection on its first
     # query and gives it back when Django closes it (end of a request, close_old_connections()); the pool
     # keeps it open for the next one (idle connections above min_size close after 10 minutes). max_size
-    # bounds the process's connections: a thread finding them all taken waits up to timeout seconds,
-    # then gets an OperationalError (503 on the hot path).
+    # bounds the process's connections: a thread finding none free waits up to timeout seconds, then gets
+    # an OperationalError (503 on the hot path). That wait is short because the booth must get its 503
+    # within 2 s while the server is down; with the server up a thread only ever waits for a connection
+    # being opened (milliseconds; the hot path needs DB_EXECUTOR_THREADS + 1 of the 16, each for a
+    # few milliseconds per query), so 1 s never turns a slow moment into a 503.
     _options["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=0),
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5.0),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=1.0),
+        # A connection the pool fails to (re)open is retried after 1 s, 2 s, 4 s… only for this long,
+        # then dropped: the next query that needs one opens a new one at once. With psycopg_pool's default
+        # (5 minutes) the pool could still be sleeping through a 16 s backoff long after a restarted server
+        # came back.
+        "reconnect_timeout": POOL_RECONNECT_SECONDS,
     }
 _database["OPTIONS"] = _options
 # Connections are reused through the pool, never kept by a thread: under ASGI, Django's per-request threads

@@ -167,3 +167,50 @@ def test_cleanup_skips_when_another_run_holds_the_lock(media_root):
         summary = run_cleanup()
     assert "another cleanup is running" not in summary, "the lock is free again once the other run ends"
     assert _advisory_lock_holders() == [], "a finished run gives its lock back"
+
+
+def test_cleanup_removes_old_files_no_row_keeps_and_leaves_recorded_recent_and_foreign_ones(media_root):
+    import os
+    import uuid
+
+    now = timezone.now()
+    recorded = make_job(state="succeeded", result_expires_at=now + timedelta(hours=72))
+    recorded.result_path = f"results/{recorded.id}-aa.png"
+    recorded.input_thumbnail_path = f"thumbnails/{recorded.id}-input-aa.jpg"
+    recorded.save()
+    live = make_job(state="processing")
+    MediaObject.objects.create(
+        job=live, kind="input", path=f"inputs/{live.id}.jpg", mime_type="image/jpeg",
+        created_at=now, expires_at=live.expires_at,
+    )  # fmt: skip
+    released = make_job(state="succeeded")
+    MediaObject.objects.create(
+        job=released, kind="input", path=f"inputs/{released.id}.jpg", mime_type="image/jpeg",
+        created_at=now, expires_at=released.expires_at, deleted_at=now,
+    )  # fmt: skip
+    kept = [
+        recorded.result_path,
+        recorded.input_thumbnail_path,
+        f"inputs/{live.id}.jpg",
+        "inputs/not-ours.jpg",  # a name no job gave: not ours to judge
+    ]
+    orphans = [
+        f"results/{uuid.uuid4()}-bb.png",  # a worker killed between storing a result and its finalize
+        f"thumbnails/{recorded.id}-input-bb.jpg",  # the thumbnail of an earlier, killed claim
+        f"inputs/{released.id}.jpg",  # released by its finalize, the process killed before deleting it
+        f"inputs/{uuid.uuid4()}.jpg",  # a web process killed between storing the photo and the job
+    ]
+    twenty_minutes_ago = (now - timedelta(minutes=20)).timestamp()
+    for path in kept + orphans:
+        storage.write_new(path, b"bytes")
+        os.utime(storage.absolute(path), (twenty_minutes_ago, twenty_minutes_ago))
+    recent_orphan = f"results/{uuid.uuid4()}-cc.png"  # may still be recorded by a live job
+    storage.write_new(recent_orphan, b"bytes")
+
+    assert "orphan files removed=4" in run_cleanup("--dry-run")
+    assert all(storage.absolute(path).exists() for path in orphans), "dry run changes nothing"
+
+    assert "orphan files removed=4" in run_cleanup()
+    assert [path for path in orphans if storage.absolute(path).exists()] == []
+    assert all(storage.absolute(path).exists() for path in [*kept, recent_orphan])
+    assert "orphan files removed=0" in run_cleanup()

@@ -159,6 +159,32 @@ def test_a_worker_claiming_its_own_lapsed_job_again_stops_the_older_attempt(queu
     assert (row.state, row.claim_count) == ("succeeded", 2)
 
 
+def test_a_worker_requeues_other_workers_lapsed_leases_only_once_the_database_has_worked_for_a_whole_lease(
+    queue,
+):
+    # A lapsed lease after a database outage (or seen by a worker just started) may belong to a live
+    # worker that could not renew it yet: requeuing it would send the job to the provider twice.
+    job = make_pending_job()
+    lease = timedelta(seconds=3)  # room for a slow first query on a busy machine before the first check
+    worker = Worker(concurrency=4, lease=lease)
+
+    def state() -> str:
+        return str(Job.objects.get(id=job.id).state)
+
+    async def scenario() -> tuple[str, str]:
+        await db_call(services.jobs_claim, worker="elsewhere", limit=1, lease=timedelta(milliseconds=100))
+        await asyncio.sleep(0.2)  # the other worker's lease has lapsed
+        await worker.housekeeping_step()
+        early = await db_call(state)
+        await asyncio.sleep(lease.total_seconds())
+        await worker.housekeeping_step()
+        return early, await db_call(state)
+
+    early, later = run(scenario)
+    assert early == "processing", "left alone while the worker had not seen the database work for a lease"
+    assert later == "pending", "requeued once it had"
+
+
 def test_local_jobs_are_rendered_on_a_pool_of_two_threads(queue):
     jobs = [make_pending_job(provider="local", operation="sepia", settings={}) for _ in range(6)]
     worker = Worker(concurrency=16, lease=LEASE)

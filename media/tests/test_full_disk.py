@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import INGEST_PASSWORD, TEST_SYNC_SECONDS, Service, free_port, wait_for
+from conftest import INGEST_PASSWORD, TEST_SYNC_SECONDS, Service, free_port, wait_until
 from jobs.models import Job
 from jobs.tests.booth import BoothResponse, booth_fields, booth_post, make_jpeg, multipart_body, pad_jpeg
 from providers.tests.pipeline import configure_slot
@@ -170,7 +170,7 @@ def test_a_result_on_a_full_disk_fails_the_job_with_503_and_the_next_photo_is_se
     gemini_slot.delay = 1.5  # the photo is stored, then the disk fills while the provider works
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         answer = pool.submit(media_on_small_disk.post)
-        assert wait_for(lambda: Job.objects.filter(state="processing").exists(), TEST_SYNC_SECONDS)
+        assert wait_until(lambda: Job.objects.filter(state="processing").exists(), TEST_SYNC_SECONDS)
         small_disk.fill()
         refused = answer.result(timeout=TEST_SYNC_SECONDS + 5)
 
@@ -180,7 +180,7 @@ def test_a_result_on_a_full_disk_fails_the_job_with_503_and_the_next_photo_is_se
     assert job.failure_message == f"{DISK_FULL}: the result could not be stored."
     assert job.result_path == ""
     assert small_disk.files("media/results") == []
-    assert wait_for(lambda: small_disk.files("media/inputs") == [], 2), "the photo goes with its job"
+    assert wait_until(lambda: small_disk.files("media/inputs") == [], 2), "the photo goes with its job"
 
     small_disk.empty()
     gemini_slot.delay = 0
@@ -221,7 +221,7 @@ def test_a_photo_whose_parsed_copy_meets_a_full_disk_gets_503_and_leaves_nothing
 
     assert_disk_full_answer(refused, "the photo")
     assert_rejected_without_a_job(jobs_before=1)
-    assert wait_for(lambda: small_disk.files("tmp") == [], 2), small_disk.files("tmp")
+    assert wait_until(lambda: small_disk.files("tmp") == [], 2), small_disk.files("tmp")
 
     small_disk.empty()
     served = temp_on_small_disk.post(photo)

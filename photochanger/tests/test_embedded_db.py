@@ -235,6 +235,11 @@ def test_a_database_url_turns_on_djangos_connection_pool_sized_from_the_environm
     )
     assert result.returncode == 0, result.stderr
     database = json.loads(result.stdout)
-    assert database["options"]["pool"] == {"min_size": 1, "max_size": 7, "timeout": 2.5}
+    assert database["options"]["pool"] == {
+        "min_size": 1,
+        "max_size": 7,
+        "timeout": 2.5,
+        "reconnect_timeout": 2.0,
+    }
     assert database["conn_max_age"] == 0
     assert database["options"]["server_side_binding"] is True

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TEST_SYNC_SECONDS, Service, ServiceProcess, wait_for
+from conftest import TEST_SYNC_SECONDS, Service, ServiceProcess, wait_until
 from jobs.models import Job
 from jobs.tests.queue import set_provider_caps
 from media.models import MediaObject
@@ -118,9 +118,9 @@ def test_a_misbehaving_provider_ends_cleanly_and_frees_the_worker(
     assert list((service.media_root / "results").glob(f"{job.id}*")) == []
     # The photo goes with the job (a moment later when its staff thumbnail was still being made).
     inputs_left = MediaObject.objects.filter(job=job, kind="input", deleted_at__isnull=True)
-    assert wait_for(lambda: not inputs_left.exists(), 2), "the photo is released"
+    assert wait_until(lambda: not inputs_left.exists(), 2), "the photo is released"
     # The provider call ended with the job: no connection left open to it.
-    assert wait_for(lambda: fake.inflight == 0, 2), "the worker still holds the provider call"
+    assert wait_until(lambda: fake.inflight == 0, 2), "the worker still holds the provider call"
     assert fake.elsewhere == [], "nothing was sent to another host"
 
     fake.default_mode = "image"
