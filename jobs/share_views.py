@@ -44,6 +44,11 @@ def _unavailable(request: HttpRequest, shared: SharedResult | None) -> TemplateR
 
 
 @require_safe
+def share_missing_view(request: HttpRequest) -> HttpResponse:
+    return _unavailable(request, None)
+
+
+@require_safe
 def share_page_view(request: HttpRequest, token: str) -> HttpResponse:
     shared = shared_result_get(token=token)
     if shared is None or shared.expired:

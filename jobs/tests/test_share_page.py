@@ -123,6 +123,9 @@ def test_a_token_that_leads_nowhere_gets_404_and_the_failed_job_has_no_token(stu
     assert client.get("/s/" + "A" * 32 + "/image").status_code == 404
     assert client.get("/s/" + "x" * 500).status_code == 404
     assert client.get("/s/%00%27%3Cscript%3E" + "A" * 30).status_code == 404, "no 500 on hostile text"
+    for nowhere in ("/s", "/s/", "/s/a/b/c", "/s/" + "A" * 32 + "/other"):
+        page = client.get(nowhere)
+        assert page.status_code == 404 and "Photo not found" in page.content.decode(), nowhere
     assert not Job.objects.exclude(share_token="").filter(finalized_at__lte=timezone.now()).exists()
 
 
