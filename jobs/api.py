@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from adrf.views import APIView
@@ -21,6 +22,7 @@ from rest_framework.request import Request
 
 from jobs.ingest import IngestOutcome, ingest_accept, ingest_log_rejection, ingest_outcome_get
 from jobs.models import Job
+from jobs.share import share_url
 from jobs.states import LIVE_STATES, JobState
 from jobs.waiters import job_waiters
 from media import storage
@@ -69,7 +71,10 @@ INGEST_SCHEMA: dict[str, Any] = {
     "responses": {
         (200, "image/*"): OpenApiResponse(
             response=OpenApiTypes.BINARY,
-            description="The processed image; headers X-Job-Id and Cache-Control: no-store.",
+            description=(
+                "The processed image; headers X-Job-Id, X-Share-Url (the guest's share page of the "
+                "result, /s/<token>) and Cache-Control: no-store."
+            ),
         ),
         400: error_schema("invalid_request"),
         401: error_schema("invalid_password"),
@@ -137,11 +142,10 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
             raise ServiceError(
                 FailureReason.INTERNAL_ERROR, "The stored result is missing.", job_id=job_id
             ) from None
-        return HttpResponse(
-            image,
-            content_type=outcome.result_mime_type,
-            headers={"Cache-Control": "no-store", "X-Job-Id": job_id},
-        )
+        headers = {"Cache-Control": "no-store", "X-Job-Id": job_id}
+        if outcome.share_token:
+            headers["X-Share-Url"] = share_url(outcome.share_token)
+        return HttpResponse(image, content_type=outcome.result_mime_type, headers=headers)
     if outcome.state == JobState.TIMEOUT:
         raise ServiceError(FailureReason.PROVIDER_TIMEOUT, job_id=job_id)
     if outcome.state == JobState.CANCELLED:
@@ -173,10 +177,27 @@ def public_result_get(*, job_id: str) -> StoredResultFile:
         raise ServiceError(FailureReason.NOT_FOUND) from None
     job = (
         Job.objects.filter(id=parsed)
-        .only("id", "state", "result_path", "result_mime_type", "result_expires_at", "result_deleted_at")
+        .only(
+            "id",
+            "state",
+            "result_path",
+            "result_mime_type",
+            "result_expires_at",
+            "result_deleted_at",
+            "expires_at",
+            "late_result_grace_seconds",
+        )
         .first()
     )
-    if job is None or job.state != JobState.SUCCEEDED or not job.result_path:
+    if job is None:
+        raise ServiceError(FailureReason.NOT_FOUND, "No result is stored for this job.")
+    late_until = job.expires_at + timedelta(seconds=job.late_result_grace_seconds)
+    if job.state in LIVE_STATES or (
+        job.state == JobState.TIMEOUT and not job.result_path and timezone.now() < late_until
+    ):
+        # A late result may still arrive (jobs.late_results): the booth's 504 carried this job id.
+        raise ServiceError(FailureReason.NOT_FOUND, "No result yet: it is not ready yet.")
+    if job.state not in (JobState.SUCCEEDED, JobState.TIMEOUT) or not job.result_path:
         raise ServiceError(FailureReason.NOT_FOUND, "No result is stored for this job.")
     if job.result_deleted_at is not None or (
         job.result_expires_at and job.result_expires_at <= timezone.now()
@@ -195,6 +216,11 @@ class PublicResultView(APIView):
     @extend_schema(
         operation_id="download_result",
         summary="Download a job's result while it is retained (default 72 h)",
+        description=(
+            "Also a late result: after a 504 (whose body carries job_id) the provider's answer may still "
+            "arrive within the studio's late-result grace; until then this answers 404 not_found "
+            "(not ready yet)."
+        ),
         parameters=[
             OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="Job UUID (X-Job-Id)")
         ],
