@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from adrf.views import APIView
@@ -23,6 +23,7 @@ from rest_framework.request import Request
 
 from jobs.ingest import IngestOutcome, ingest_accept, ingest_log_rejection, ingest_outcome_get
 from jobs.models import Job
+from jobs.share import share_url
 from jobs.states import LIVE_STATES, JobState
 from jobs.waiters import job_waiters
 from media import storage
@@ -71,7 +72,10 @@ INGEST_SCHEMA: dict[str, Any] = {
     "responses": {
         (200, "image/*"): OpenApiResponse(
             response=OpenApiTypes.BINARY,
-            description="The processed image; headers X-Job-Id and Cache-Control: no-store.",
+            description=(
+                "The processed image; headers X-Job-Id, X-Share-Url (the guest's share page of the "
+                "result, /s/<token>) and Cache-Control: no-store."
+            ),
         ),
         400: error_schema("invalid_request"),
         401: error_schema("invalid_password"),
@@ -144,11 +148,10 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
             raise ServiceError(
                 FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", job_id=job_id
             ) from None
-        return HttpResponse(
-            image,
-            content_type=outcome.result_mime_type,
-            headers={"Cache-Control": "no-store", "X-Job-Id": job_id},
-        )
+        headers = {"Cache-Control": "no-store", "X-Job-Id": job_id}
+        if outcome.share_token:
+            headers["X-Share-Url"] = share_url(outcome.share_token)
+        return HttpResponse(image, content_type=outcome.result_mime_type, headers=headers)
     if outcome.state == JobState.TIMEOUT:
         raise ServiceError(FailureReason.PROVIDER_TIMEOUT, job_id=job_id)
     if outcome.state == JobState.CANCELLED:
@@ -190,10 +193,20 @@ def public_result_get(*, job_id: str) -> StoredResultFile:
             "result_size_bytes",
             "result_expires_at",
             "result_deleted_at",
+            "expires_at",
+            "late_result_grace_seconds",
         )
         .first()
     )
-    if job is None or job.state != JobState.SUCCEEDED or not job.result_path:
+    if job is None:
+        raise ServiceError(FailureReason.NOT_FOUND, "No result is stored for this job.")
+    late_until = job.expires_at + timedelta(seconds=job.late_result_grace_seconds)
+    if job.state in LIVE_STATES or (
+        job.state == JobState.TIMEOUT and not job.result_path and timezone.now() < late_until
+    ):
+        # A late result may still arrive (jobs.late_results): the booth's 504 carried this job id.
+        raise ServiceError(FailureReason.NOT_FOUND, "No result yet: it is not ready yet.")
+    if job.state not in (JobState.SUCCEEDED, JobState.TIMEOUT) or not job.result_path:
         raise ServiceError(FailureReason.NOT_FOUND, "No result is stored for this job.")
     if job.result_deleted_at is not None or (
         job.result_expires_at and job.result_expires_at <= timezone.now()
@@ -232,7 +245,9 @@ class PublicResultView(APIView):
         summary="Download a job's result while it is retained (default 72 h)",
         description=(
             "Streamed from the media store, or, with S3_PRESIGNED_DOWNLOADS on S3, a 302 to a presigned "
-            "URL of the bucket valid a few minutes (never past the retention)."
+            "URL of the bucket valid a few minutes (never past the retention). Also a late result: after a "
+            "504 (whose body carries job_id) the provider's answer may still arrive within the studio's "
+            "late-result grace; until then this answers 404 not_found (not ready yet)."
         ),
         parameters=[
             OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="Job UUID (X-Job-Id)")

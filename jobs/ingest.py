@@ -27,6 +27,7 @@ from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.request import Request
 
 from jobs.models import Job
+from jobs.prompts import settings_prompt_sent
 from jobs.services import NewJobInput, job_create, job_time_out
 from jobs.states import LIVE_STATES, JobState
 from media import storage
@@ -178,6 +179,10 @@ async def _accept(
                 input_mime_type=stored.mime_type,
                 request_metadata=booth.metadata,
                 client_ip=client_ip,
+                share_qr=slot.share_qr,
+                fallback=fallback_snapshot(slot.fallback, booth.metadata),
+                late_result_grace_seconds=slot.late_result_grace_seconds,
+                prompt_sent=settings_prompt_sent(slot.provider_settings, booth.metadata),
             ),
         )
     except BaseException:
@@ -185,6 +190,14 @@ async def _accept(
         raise
     _trust(client_ip)
     return expires_at
+
+
+def fallback_snapshot(fallback: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The fallback slot's configuration as the job keeps it, with its prompt filled from the booth's fields."""
+    if not fallback:
+        return {}
+    settings_value = fallback.get("provider_settings") or {}
+    return {**fallback, "prompt_sent": settings_prompt_sent(settings_value, metadata)}
 
 
 @dataclass(frozen=True)
@@ -440,6 +453,7 @@ class IngestOutcome:
     result_path: str
     result_mime_type: str
     result: bytes | None  # read along with the row when small; None: read it from result_path
+    share_token: str = ""  # the result's share page (jobs.share), "" when none
 
 
 # The waiter reads this once per photo, right after finalize: one plain statement (the ORM's query
@@ -447,7 +461,7 @@ class IngestOutcome:
 _OUTCOME_SQL = sql(
     """
 SELECT {job.state}, {job.expires_at}, {job.failure_reason}, {job.failure_message}, {job.result_path},
-       {job.result_mime_type}, {job.result_size_bytes}
+       {job.result_mime_type}, {job.result_size_bytes}, {job.share_token}
   FROM {job} WHERE {job.id} = %s
 """,
     job=Job,
@@ -464,7 +478,8 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
         with connection.cursor() as cursor:
             cursor.execute(_OUTCOME_SQL, [job_id])
             row = cursor.fetchone()
-        state, expires_at, failure_reason, failure_message, result_path, result_mime_type, result_size = row
+        (state, expires_at, failure_reason, failure_message, result_path, result_mime_type, result_size,
+         share_token) = row  # fmt: skip
         if state in LIVE_STATES and timezone.now() >= expires_at:
             job_time_out(job_id=job_id)
             continue  # re-read: we, a worker or cleanup finalized it just now
@@ -485,4 +500,5 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
         result_path=result_path if succeeded else "",
         result_mime_type=result_mime_type,
         result=result,
+        share_token=share_token if succeeded else "",
     )

@@ -21,7 +21,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from jobs.ingest import photo_check
+from jobs.ingest import fallback_snapshot, photo_check
+from jobs.prompts import settings_prompt_sent
 from jobs.selectors import JobOutcome, slot_test_run_get
 from jobs.services import NewJobInput, job_create, job_time_out
 from media import storage
@@ -106,6 +107,12 @@ def slot_test_run_start(
                 },
                 client_ip=None,
                 is_test=True,
+                # As a booth photo would go: the QR code, the fallback, late results; the prompt with its
+                # placeholders empty (no booth fields).
+                share_qr=context.share_qr,
+                fallback=fallback_snapshot(context.fallback, {}),
+                late_result_grace_seconds=context.late_result_grace_seconds,
+                prompt_sent=settings_prompt_sent(context.provider_settings, {}),
             )
         )
     except BaseException:

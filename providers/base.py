@@ -85,9 +85,21 @@ class ProviderRequest:
     api_key: str = ""
     hooks: ProviderHooks | None = None
     attempts: int = 0
+    # No new attempt starts after this (default: ``deadline``). The worker sets it earlier than
+    # ``deadline`` when a call in flight may run on past the job's deadline for a late result, or when
+    # a fallback slot needs the rest of the window.
+    attempt_deadline: datetime | None = None
 
     def remaining(self) -> float:
+        """Seconds left for the call in flight (its timeout)."""
         return remaining_seconds(deadline=self.deadline, now=timezone.now())
+
+    def attempt_remaining(self) -> float:
+        """Seconds left to start another attempt."""
+        deadline = (
+            self.deadline if self.attempt_deadline is None else min(self.deadline, self.attempt_deadline)
+        )
+        return remaining_seconds(deadline=deadline, now=timezone.now())
 
 
 @dataclass(frozen=True)
@@ -168,7 +180,7 @@ async def with_retries(
     """
     last_error: ProviderError | None = None
     for number in range(1, max_attempts + 1):
-        if request.remaining() < MIN_ATTEMPT_SECONDS:
+        if request.attempt_remaining() < MIN_ATTEMPT_SECONDS:
             break
         request.attempts = number
         try:
@@ -189,7 +201,7 @@ async def with_retries(
         if number == max_attempts:
             raise ProviderError(f"gave up after {number} attempts: {last_error.message}", retryable=False)
         pause = min(max_backoff, base_backoff * 2 ** (number - 1)) * (0.5 + random.random() / 2)
-        if request.remaining() - pause < MIN_ATTEMPT_SECONDS:
+        if request.attempt_remaining() - pause < MIN_ATTEMPT_SECONDS:
             break  # another attempt could not finish in time
         await asyncio.sleep(pause)
     # Out of time while failures were still retryable: the job times out (the booth falls back).

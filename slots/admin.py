@@ -139,6 +139,7 @@ class SlotAdmin(admin.ModelAdmin[Slot]):
         (None, {"fields": ["id", "display_name", "is_active"]}),
         (_("Provider"), {"fields": ["provider", "operation"]}),
         (_("Limits"), {"fields": ["size_limit_mb"]}),
+        (_("Guests and failover"), {"fields": ["share_qr", "fallback_slot"]}),
         (_("Audit"), {"fields": ["version", "updated_at", "updated_by", "seen_version"]}),
     ]
     # The generated provider settings are shown after this fieldset (by its index above).
@@ -336,6 +337,7 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
                 ]
             },
         ),
+        (_("Late results"), {"fields": ["keep_late_results", "late_result_grace_seconds"]}),
         (_("Ingest password"), {"fields": ["ingest_password_status", "new_ingest_password"]}),
         (_("Provider API keys"), {"fields": list(PROVIDER_KEY_FIELDS.values())}),
         (_("Provider caps"), {"fields": list(PROVIDER_CAP_FIELDS.values())}),
@@ -376,6 +378,8 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
                 public_link_ttl_seconds=form.cleaned_data["public_link_ttl_seconds"],
                 history_retention_days=form.cleaned_data["history_retention_days"],
                 provider_concurrency=form.provider_caps(),
+                keep_late_results=form.cleaned_data["keep_late_results"],
+                late_result_grace_seconds=form.cleaned_data["late_result_grace_seconds"],
             ),
             user=request.user,  # type: ignore[arg-type]
         )

@@ -216,6 +216,27 @@ def test_a_presigned_url_never_outlives_the_result(media_service, studio):
         assert response.status_code == 200
 
 
+def share(job: Job) -> str:
+    """Give a finished job the share token a worker gives it; returns the token."""
+    from jobs.share import share_token_new
+
+    token = share_token_new()
+    Job.objects.filter(id=job.id).update(share_token=token)
+    return token
+
+
+def test_the_guests_share_page_serves_the_result_from_the_store(media_service, studio):
+    result = big_photo()
+    job = make_finished_job(result=result)
+    token = share(job)
+    image = httpx.get(f"{media_service.base_url}/s/{token}/image")
+    assert image.status_code == 200
+    assert image.content == result
+    download = httpx.get(f"{media_service.base_url}/s/{token}/download")
+    assert download.content == result
+    assert download.headers["content-disposition"].startswith("attachment;")
+
+
 def test_turbotext_downloads_the_photo_through_a_temporary_link(media_service, studio, fake_turbotext):
     configure_slot(
         "slot-008", "turbotext", "image2image", {"prompt": "супергерой", "poll_interval_seconds": 0.3}
@@ -322,6 +343,7 @@ def test_a_store_that_fails_gets_the_booth_a_503_and_creates_no_job(s3_service, 
             port, "/ingest/slot-001", multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
         )
         download = httpx.get(f"http://127.0.0.1:{port}/public/results/{stored.id}", timeout=30)
+        shared = httpx.get(f"http://127.0.0.1:{port}/s/{share(stored)}/image", timeout=30)
     finally:
         web.stop()
     assert response.status == 503, response.body[:300]
@@ -330,6 +352,7 @@ def test_a_store_that_fails_gets_the_booth_a_503_and_creates_no_job(s3_service, 
     assert ProcessingLogEntry.objects.filter(failure_reason="service_unavailable").count() == 1
     assert download.status_code == 503
     assert download.json()["failure_reason"] == "service_unavailable"
+    assert shared.status_code == 503, "the guest's share image: not gone, not a server error"
     assert response.elapsed < 15, "boto3 gives up within a few seconds (3 attempts), well inside the window"
 
 
