@@ -47,6 +47,7 @@ THUMBNAILS_DIR = "thumbnails"
 # Files opened for seeking (Pillow) from a remote store are held in memory up to this, then on disk.
 SPOOL_MEMORY_BYTES = 4 * 1024 * 1024
 COPY_CHUNK_BYTES = 1024 * 1024
+STREAM_BUFFER_BYTES = 64 * 1024
 
 
 class StoreUnavailable(OSError):
@@ -220,7 +221,9 @@ def open_stream(relative_path: str) -> BinaryIO:
             answer = _s3_client(backend).get_object(
                 Bucket=backend.bucket_name, Key=_object_key(backend, name)
             )
-        return io.BufferedReader(_ObjectBody(answer["Body"]), buffer_size=COPY_CHUNK_BYTES)
+        # A small buffer: reads bigger than it (providers.bodies asks 192 KiB) go straight through, so a
+        # photo in flight holds its current chunk, not a megabyte besides.
+        return io.BufferedReader(_ObjectBody(answer["Body"]), buffer_size=STREAM_BUFFER_BYTES)
     with _store_errors(relative_path):
         return cast(BinaryIO, backend.open(name, "rb"))
 

@@ -237,6 +237,30 @@ def test_the_guests_share_page_serves_the_result_from_the_store(media_service, s
     assert download.headers["content-disposition"].startswith("attachment;")
 
 
+def test_gemini_and_openai_get_the_photo_and_template_streamed_from_the_store(
+    media_service, studio, fake_gemini, fake_openai
+):
+    from providers.tests.pipeline import bind_template
+
+    configure_slot("slot-005", "gemini", "image_edit", {"prompt": "art", "model": "gemini-2.5-flash-image"})
+    configure_slot("slot-006", "openai", "image_edit", {"prompt": "art", "output_format": "png"})
+    style = make_jpeg(1200, 900, noise=True)
+    for slot_id in ("slot-005", "slot-006"):
+        bind_template(slot_id, "style_reference", "Style", style)
+    media_service.start_worker()
+    photo = big_photo()  # several chunks, each base64-encoded on its own for Gemini
+    for slot_id in ("slot-005", "slot-006"):
+        _photo, response = post_photo(media_service, slot_id, photo)
+        assert response.status == 200, response.body[:300]
+
+    parts = fake_gemini.requests[0]["body"]["contents"][0]["parts"]
+    assert parts[0]["inline_data"] == {"mime_type": "image/jpeg", "data": len(photo)}, (
+        "whole and valid base64"
+    )
+    assert parts[1]["inline_data"] == {"mime_type": "image/jpeg", "data": len(style)}
+    assert [image["length"] for image in fake_openai.requests[0]["images"]] == [len(photo), len(style)]
+
+
 def test_turbotext_downloads_the_photo_through_a_temporary_link(media_service, studio, fake_turbotext):
     configure_slot(
         "slot-008", "turbotext", "image2image", {"prompt": "супергерой", "poll_interval_seconds": 0.3}
