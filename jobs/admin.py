@@ -395,7 +395,7 @@ class JobAdmin(admin.ModelAdmin[Job]):
             raise Http404
         try:
             data = storage.read(stored)
-        except FileNotFoundError:
+        except OSError:  # gone, or the media store is down (logged by nobody: a preview is not worth it)
             raise Http404 from None
         # A thumbnail never changes (a new one gets a new name): the browser may keep it.
         return HttpResponse(

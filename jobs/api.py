@@ -5,14 +5,15 @@ Async views (``adrf``) served by ``photochanger.asgi.BoothPaths``; the work is i
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from adrf.views import APIView
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -26,12 +27,12 @@ from jobs.share import share_url
 from jobs.states import LIVE_STATES, JobState
 from jobs.waiters import job_waiters
 from media import storage
+from media.downloads import stored_file_response
 from photochanger.api import error_schema
 from photochanger.db import db_call
 from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 from photochanger.intake import received_at
-from photochanger.offload import cpu_call
 
 
 class IngestRequestSerializer(serializers.Serializer[Any]):
@@ -137,10 +138,15 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
     job_id = str(outcome.job_id)
     if outcome.state == JobState.SUCCEEDED:
         try:
-            image = outcome.result or await cpu_call(storage.read, outcome.result_path)
+            # Read from the store in a thread of its own: on S3 this is a round trip, not CPU work.
+            image = outcome.result or await asyncio.to_thread(storage.read, outcome.result_path)
         except FileNotFoundError:
             raise ServiceError(
                 FailureReason.INTERNAL_ERROR, "The stored result is missing.", job_id=job_id
+            ) from None
+        except storage.StoreUnavailable:
+            raise ServiceError(
+                FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", job_id=job_id
             ) from None
         headers = {"Cache-Control": "no-store", "X-Job-Id": job_id}
         if outcome.share_token:
@@ -153,7 +159,7 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
             FailureReason.SERVICE_UNAVAILABLE, "The job was cancelled by staff.", job_id=job_id
         )
     if outcome.failure_reason == FailureReason.SERVICE_UNAVAILABLE:
-        # Our side failed, not the provider (the result could not be stored: a full disk).
+        # Our side failed, not the provider (the result could not be stored: a full disk, S3 down).
         raise ServiceError(FailureReason.SERVICE_UNAVAILABLE, outcome.failure_message[:300], job_id=job_id)
     raise ServiceError(
         FailureReason.PROVIDER_ERROR,
@@ -166,7 +172,9 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
 class StoredResultFile:
     path: str
     mime_type: str
+    size_bytes: int | None
     filename: str
+    expires_at: datetime | None
 
 
 def public_result_get(*, job_id: str) -> StoredResultFile:
@@ -182,6 +190,7 @@ def public_result_get(*, job_id: str) -> StoredResultFile:
             "state",
             "result_path",
             "result_mime_type",
+            "result_size_bytes",
             "result_expires_at",
             "result_deleted_at",
             "expires_at",
@@ -205,7 +214,25 @@ def public_result_get(*, job_id: str) -> StoredResultFile:
         raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.")
     extension = job.result_path.rsplit(".", 1)[-1]
     return StoredResultFile(
-        path=job.result_path, mime_type=job.result_mime_type, filename=f"photochanger-{job.id}.{extension}"
+        path=job.result_path,
+        mime_type=job.result_mime_type,
+        size_bytes=job.result_size_bytes,
+        filename=f"photochanger-{job.id}.{extension}",
+        expires_at=job.result_expires_at,
+    )
+
+
+def public_result_redirect_url(result: StoredResultFile) -> str | None:
+    """With ``S3_PRESIGNED_DOWNLOADS`` on S3: a presigned URL of the result, valid
+    ``S3_PRESIGNED_EXPIRY_SECONDS`` and never past the result's retention; None: stream it ourselves."""
+    if not storage.presigned_downloads():
+        return None
+    expires_in = settings.S3_PRESIGNED_EXPIRY_SECONDS
+    if result.expires_at is not None:
+        left = remaining_seconds(deadline=result.expires_at, now=timezone.now())
+        expires_in = min(expires_in, int(left))
+    return storage.presigned_url(
+        result.path, expires_in=expires_in, filename=result.filename, mime_type=result.mime_type
     )
 
 
@@ -217,9 +244,10 @@ class PublicResultView(APIView):
         operation_id="download_result",
         summary="Download a job's result while it is retained (default 72 h)",
         description=(
-            "Also a late result: after a 504 (whose body carries job_id) the provider's answer may still "
-            "arrive within the studio's late-result grace; until then this answers 404 not_found "
-            "(not ready yet)."
+            "Streamed from the media store, or, with S3_PRESIGNED_DOWNLOADS on S3, a 302 to a presigned "
+            "URL of the bucket valid a few minutes (never past the retention). Also a late result: after a "
+            "504 (whose body carries job_id) the provider's answer may still arrive within the studio's "
+            "late-result grace; until then this answers 404 not_found (not ready yet)."
         ),
         parameters=[
             OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="Job UUID (X-Job-Id)")
@@ -228,24 +256,38 @@ class PublicResultView(APIView):
             (200, "image/*"): OpenApiResponse(
                 response=OpenApiTypes.BINARY, description="Content-Disposition: attachment"
             ),
+            302: OpenApiResponse(
+                description="S3_PRESIGNED_DOWNLOADS: Location is a short-lived presigned URL of the result"
+            ),
             404: error_schema("not_found"),
             410: error_schema("gone"),
+            503: error_schema("service_unavailable (the media store cannot be reached)"),
         },
     )
-    async def get(self, request: Request, job_id: str) -> HttpResponse:
+    async def get(self, request: Request, job_id: str) -> HttpResponse | StreamingHttpResponse:
         result = await db_call(public_result_get, job_id=job_id)
+        # Signing is local (no request to the store); a thread all the same: boto3 sets up its client
+        # (JSON models, credentials) on a thread's first use.
+        redirect_to = await asyncio.to_thread(public_result_redirect_url, result)
+        if redirect_to is not None:
+            # The URL expires: nobody may keep this answer.
+            return HttpResponseRedirect(redirect_to, headers={"Cache-Control": "no-store"})
         try:
-            data = await cpu_call(storage.read, result.path)
+            return await stored_file_response(
+                path=result.path,
+                mime_type=result.mime_type,
+                size_bytes=result.size_bytes,
+                headers={
+                    "Content-Disposition": f'attachment; filename="{result.filename}"',
+                    "Cache-Control": "private, max-age=3600",
+                },
+            )
         except FileNotFoundError:
             raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.") from None
-        return HttpResponse(
-            data,
-            content_type=result.mime_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{result.filename}"',
-                "Cache-Control": "private, max-age=3600",
-            },
-        )
+        except storage.StoreUnavailable:
+            raise ServiceError(
+                FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", retry_after=5
+            ) from None
 
 
 class LegacyIngestView(IngestView):

@@ -228,7 +228,8 @@ def _store_photo(booth: BoothRequest, slot: SlotContext, job_id: uuid.UUID) -> S
     try:
         size_bytes = storage.write_new_from(path, booth.upload)
     except OSError as error:
-        raise storage.not_stored(error, "the photo") from error  # 503; no job, no file
+        # A full disk, or S3 down or refusing (storage.StoreUnavailable): 503; no job, no file.
+        raise storage.not_stored(error, "the photo") from error
     return StoredPhoto(path=path, size_bytes=size_bytes, mime_type=photo.mime_type)
 
 
@@ -465,8 +466,9 @@ SELECT {job.state}, {job.expires_at}, {job.failure_reason}, {job.failure_message
 """,
     job=Job,
 )
-# A result this small is read on the database thread with its row (one thread hop, not two); larger
-# ones (a DSLR-size image) are read on a CPU thread.
+# A result this small on the local disk is read on the database thread with its row (one thread hop, not
+# two); larger ones (a DSLR-size image), and any on S3 (a round trip must not hold a database thread),
+# are read by the view in a thread of their own.
 SMALL_RESULT_BYTES = 1024 * 1024
 
 
@@ -484,7 +486,8 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
         break
     succeeded = state == JobState.SUCCEEDED
     result = None
-    if succeeded and result_path and result_size is not None and result_size <= SMALL_RESULT_BYTES:
+    small = result_size is not None and result_size <= SMALL_RESULT_BYTES
+    if succeeded and result_path and small and storage.is_local():
         try:
             result = storage.read(result_path)
         except FileNotFoundError:

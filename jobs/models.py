@@ -68,7 +68,7 @@ class Job(models.Model):
     )
     failure_message = models.CharField(_("failure message"), max_length=500, blank=True)
 
-    # The result file (path relative to MEDIA_ROOT); the input photo is a media.MediaObject.
+    # The result file (its name in the media store, media.storage); the input photo is a media.MediaObject.
     result_path = models.CharField(_("result file"), max_length=255, blank=True)
     result_mime_type = models.CharField(_("result MIME type"), max_length=64, blank=True)
     result_size_bytes = models.PositiveBigIntegerField(_("result size, bytes"), null=True, blank=True)
@@ -82,7 +82,7 @@ class Job(models.Model):
         _("share token"), max_length=64, blank=True, default="", db_default="", editable=False
     )
 
-    # Small JPEG previews for staff (media.thumbnails, under MEDIA_ROOT/thumbnails), made once by the
+    # Small JPEG previews for staff (media.thumbnails, thumbnails/ in the media store), made once by the
     # worker (the input's recorded by the finalize that wins, the result's just after it); removed by
     # cleanup with the result, and the input's
     # once the result retention has passed. "" when none (not made, undecodable, or already removed).

@@ -49,7 +49,7 @@ class NewJobInput:
     templates: list[dict[str, str]]
     sync_response_seconds: int
     received_at: datetime  # when the booth's request arrived: the booth's own timeout runs from there
-    input_path: str  # the stored photo, under MEDIA_ROOT
+    input_path: str  # the stored photo, a name in the media store
     input_size_bytes: int
     input_mime_type: str
     request_metadata: dict[str, Any]
@@ -434,7 +434,7 @@ class ClaimedJob:
     provider_settings: dict[str, Any]
     templates: list[dict[str, str]]
     expires_at: datetime
-    input_path: str  # under MEDIA_ROOT
+    input_path: str  # a name in the media store
     input_mime_type: str
     claim_count: int  # which claim of the job this is: only this claim may finalize it
     input_size_bytes: int = 0

@@ -70,6 +70,9 @@ def _image(request: HttpRequest, token: str, *, download: bool) -> HttpResponseB
         handle = storage.open_read(shared.path)
     except FileNotFoundError:
         return _unavailable(request, shared)  # cleanup removed it a moment ago
+    except storage.StoreUnavailable:
+        # The media store is down (logged by nobody: the guest retries): not the guest's fault, not gone.
+        return HttpResponse(status=503, headers={"Retry-After": "5", **PAGE_HEADERS})
     response = FileResponse(
         handle, content_type=shared.mime_type, as_attachment=download, filename=shared.filename
     )

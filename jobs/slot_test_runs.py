@@ -61,7 +61,8 @@ def slot_test_run_start(
     """Check the photo as ingest would, store it and queue its test job; returns the job id.
 
     Raises ``TestRunRefused`` (nothing stored, no job) for a slot whose configuration could not be
-    activated, or a photo the booth's ingest would refuse (too big, not an image, too many pixels).
+    activated, a photo the booth's ingest would refuse (too big, not an image, too many pixels), or a
+    photo that cannot be stored (a full disk, the media store down: "Service unavailable").
     """
     problems = slot_test_run_problems(slot=slot)
     if problems:
@@ -76,7 +77,13 @@ def slot_test_run_start(
         raise TestRunRefused([_photo_problem(error, context.size_limit_mb)]) from error
     job_id = uuid.uuid4()
     path = storage.input_path(job_id, photo.mime_type)
-    size_bytes = storage.write_new_from(path, upload)
+    try:
+        size_bytes = storage.write_new_from(path, upload)
+    except OSError as error:
+        # A full disk or a media store that is down: said on the page (and logged), not a server error.
+        raise TestRunRefused(
+            [_photo_problem(storage.not_stored(error, "the photo"), context.size_limit_mb)]
+        ) from error
     try:
         job_create(
             new=NewJobInput(

@@ -957,12 +957,12 @@ def _stored_images(
 
 
 def _store_result(job_id: uuid.UUID, image: ProviderImage, *, check: bool = True) -> StoredResult:
-    """Check that the provider's image decodes whole (``check``), then write it under MEDIA_ROOT/results
-    (blocking: decodes, writes and hashes). Its staff preview is made after the finalize
+    """Check that the provider's image decodes whole (``check``), then store it under results/ in the
+    media store (blocking: decodes, writes and hashes). Its staff preview is made after the finalize
     (``Worker._record_result_thumbnail``): the booth never waits for it.
 
     Raises ``UnreadableImage`` / ``FarTooManyPixels`` for a result no booth could print (nothing is
-    written), ``OSError`` when the disk is full (the partial file is removed).
+    written), ``OSError`` when the disk is full or S3 fails (``StoreUnavailable``; nothing is left).
     """
     if check:
         mime_type = decoded_image_type(image.data, max_pixels=settings.INGEST_MAX_PIXELS)

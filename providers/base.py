@@ -45,15 +45,16 @@ class StoredImage:
     """An image in the media store (the job's photo, a template), read only when and as an adapter needs it.
 
     Adapters stream it (``providers.bodies``), hand out a link to it (Turbotext) or decode it (local);
-    the methods block on the disk, so async code calls them in a thread.
+    the methods block on the disk or the network, so async code calls them in a thread.
     """
 
-    path: str  # under MEDIA_ROOT
+    path: str  # a name in the media store (media.storage)
     mime_type: str
     size_bytes: int
 
     def open(self) -> BinaryIO:
-        return storage.open_read(self.path)
+        """The file as a front-to-back stream (on S3, as it downloads); not seekable on S3."""
+        return storage.open_stream(self.path)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ProviderHooks(Protocol):
     """What an adapter may ask of the platform while it works on a job (implemented by the worker)."""
 
     async def public_link(self, *, path: str, mime_type: str, size_bytes: int) -> str:
-        """A temporary public URL to a file under MEDIA_ROOT, valid while the job lives."""
+        """A temporary public URL to a file in the media store, valid while the job lives."""
 
     async def record_reference(self, reference: str) -> None:
         """Store the provider's own id for the job (``provider_job_reference``)."""

@@ -12,7 +12,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import date_format
@@ -306,9 +306,14 @@ class TemplateMediaAdmin(admin.ModelAdmin[TemplateMedia]):
         thumbnail = services.template_thumbnail_path(template=template) if template else None
         if thumbnail is None:
             raise Http404
-        response = FileResponse(storage.open_read(thumbnail), content_type="image/png")
-        response["Cache-Control"] = "private, max-age=3600"
-        return response
+        try:
+            # A preview is a few KB: read whole (a FileResponse would be read whole under ASGI anyway).
+            data = storage.read(thumbnail)
+        except OSError:  # gone, or the media store is down: no preview, never a server error
+            raise Http404 from None
+        return HttpResponse(
+            data, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+        )
 
     def save_model(
         self, request: HttpRequest, obj: TemplateMedia, form: ModelForm[TemplateMedia], change: bool

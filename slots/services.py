@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 from collections.abc import Mapping, Sequence
@@ -344,20 +343,25 @@ TEMPLATE_THUMBNAIL_SIDE = 240
 def template_thumbnail_path(*, template: TemplateMedia) -> str | None:
     """The template's preview for staff pages: a PNG at most 240 px a side, made once, on first use.
 
-    Returns its path under MEDIA_ROOT, or None when the file cannot be read as an image here (HEIC
-    without a decoder, a damaged file). Two requests making it at once both succeed (the first file wins).
+    Returns its name in the media store, or None when the file cannot be read as an image here (HEIC
+    without a decoder, a damaged file) or the store fails. Two requests making it at once both succeed (on the filesystem the
+    first file wins; on S3 the second writes the same bytes again).
     """
     relative = f"templates/thumbnails/{template.pk}.png"
-    if storage.absolute(relative).exists():
-        return relative
     try:
-        with Image.open(storage.absolute(str(template.file.name))) as image:
+        if storage.exists(relative):
+            return relative
+        with storage.open_read(str(template.file.name)) as source, Image.open(source) as image:
             image.thumbnail((TEMPLATE_THUMBNAIL_SIDE, TEMPLATE_THUMBNAIL_SIDE))
             preview = image if image.mode in {"RGB", "RGBA", "L", "LA"} else image.convert("RGBA")
             buffer = io.BytesIO()
             preview.save(buffer, "PNG")
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    with contextlib.suppress(FileExistsError):
+    try:
         storage.write_new(relative, buffer.getvalue())
+    except FileExistsError:
+        pass  # another request made it first
+    except OSError:
+        return None  # a full disk, the media store down: no preview now, another request tries again
     return relative
