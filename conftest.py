@@ -259,6 +259,78 @@ def service(
         running.web.stop()
 
 
+# --- The media store: the filesystem, or S3 (a local moto server) -----------------------------------------
+
+S3_TEST_BUCKET = "photochanger-test-media"
+MEDIA_STORES = ("filesystem", "s3")
+
+
+@pytest.fixture(scope="session")
+def s3_environment() -> Iterator[dict[str, str]]:
+    """A local S3 server (moto in server mode) with an empty bucket; the variables that point at it.
+
+    The service's processes and this one reach it over HTTP with the real boto3 client.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    values = {
+        "MEDIA_STORAGE": "s3",
+        "S3_BUCKET": S3_TEST_BUCKET,
+        "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "S3_REGION": "us-east-1",
+        "S3_ACCESS_KEY_ID": "test-access-key",
+        "S3_SECRET_ACCESS_KEY": "test-secret-key",
+    }
+    boto3.client(
+        "s3",
+        endpoint_url=values["S3_ENDPOINT_URL"],
+        region_name=values["S3_REGION"],
+        aws_access_key_id=values["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=values["S3_SECRET_ACCESS_KEY"],
+    ).create_bucket(Bucket=S3_TEST_BUCKET)
+    yield values
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_service(service: Service, s3_environment: dict[str, str]) -> Iterator[Service]:
+    """The service again, with its own web process, keeping its media in the S3 bucket."""
+    running = Service({**service.env, **s3_environment}, service.log_dir, service.media_root)
+    running.start_web()
+    yield running
+    running.stop_workers()
+    if running.web is not None:
+        running.web.stop()
+
+
+@pytest.fixture(params=MEDIA_STORES)
+def media_store(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Each test twice: this process's media store is the filesystem (the service's MEDIA_ROOT), then S3."""
+    from photochanger.storage_settings import media_storage_config
+
+    store = str(request.param)
+    if store == "s3":
+        environment = request.getfixturevalue("s3_environment")
+        settings.STORAGES = {**settings.STORAGES, "default": media_storage_config(environment)}
+    else:
+        # Through the settings fixture: Django's storage forgets the location it had cached.
+        settings.MEDIA_ROOT = request.getfixturevalue("service_media_root")
+    return store
+
+
+@pytest.fixture
+def media_service(request: pytest.FixtureRequest, media_store: str) -> Iterator[Service]:
+    """The service whose web and worker processes use ``media_store``, as this process does; the
+    workers a test starts are stopped after it."""
+    chosen: Service = request.getfixturevalue("s3_service" if media_store == "s3" else "service")
+    yield chosen
+    chosen.stop_workers()
+
+
 @pytest.fixture
 def studio(
     transactional_db: None, settings: Any, fake_gemini: Any, fake_openai: Any, fake_turbotext: Any

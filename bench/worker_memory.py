@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -126,8 +125,8 @@ def queue_jobs(count: int, photo: Path) -> list[uuid.UUID]:
             expires_at=now + timedelta(seconds=60),
         )
         path = storage.input_path(job.id, "image/jpeg")
-        storage.absolute(path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(photo, storage.absolute(path))
+        with open(photo, "rb") as source:
+            storage.write_new_from(path, source)
         jobs.append(job)
         inputs.append(
             MediaObject(

@@ -20,6 +20,7 @@ from jobs.admin_views import can_see_results
 from jobs.models import Job
 from jobs.selectors import job_outcome, job_thumbnail_path
 from jobs.services import job_cancel
+from jobs.share import share_url
 from jobs.states import JobState
 from media import storage, thumbnails
 from photochanger.admin_lists import (
@@ -144,7 +145,18 @@ class JobAdmin(admin.ModelAdmin[Job]):
         ),
         (
             _("Provider"),
-            {"fields": ["provider", "operation", "provider_settings", "templates", "provider_job_reference"]},
+            {
+                "fields": [
+                    "provider",
+                    "operation",
+                    "provider_settings",
+                    "prompt_sent",
+                    "templates",
+                    "provider_job_reference",
+                    "attempts",
+                    "answered_by",
+                ]
+            },
         ),
         (
             _("Result file"),
@@ -157,6 +169,8 @@ class JobAdmin(admin.ModelAdmin[Job]):
                     "result_sha256",
                     "result_expires",
                     "result_deleted",
+                    "late_result_at",
+                    "share_page",
                     "input_thumbnail_path",
                     "result_thumbnail_path",
                 ],
@@ -170,6 +184,13 @@ class JobAdmin(admin.ModelAdmin[Job]):
 
     class Media:
         css = {"all": ["jobs/admin.css", "photochanger/admin_lists.css"]}
+
+    @admin.display(description=_("Guest's share page"))
+    def share_page(self, obj: Job) -> SafeString | str:
+        if not obj.share_token:
+            return "—"
+        url = share_url(obj.share_token)
+        return format_html('<a href="{}" target="_blank" rel="noreferrer">{}</a>', url, url)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Job | None = None) -> list[str]:
         return [
@@ -374,7 +395,7 @@ class JobAdmin(admin.ModelAdmin[Job]):
             raise Http404
         try:
             data = storage.read(stored)
-        except FileNotFoundError:
+        except OSError:  # gone, or the media store is down (logged by nobody: a preview is not worth it)
             raise Http404 from None
         # A thumbnail never changes (a new one gets a new name): the browser may keep it.
         return HttpResponse(

@@ -5,13 +5,15 @@ Async views (``adrf``) served by ``photochanger.asgi.BoothPaths``; the work is i
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from adrf.views import APIView
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,15 +23,16 @@ from rest_framework.request import Request
 
 from jobs.ingest import IngestOutcome, ingest_accept, ingest_log_rejection, ingest_outcome_get
 from jobs.models import Job
+from jobs.share import share_url
 from jobs.states import LIVE_STATES, JobState
 from jobs.waiters import job_waiters
 from media import storage
+from media.downloads import stored_file_response
 from photochanger.api import error_schema
 from photochanger.db import db_call
 from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 from photochanger.intake import received_at
-from photochanger.offload import cpu_call
 
 
 class IngestRequestSerializer(serializers.Serializer[Any]):
@@ -69,7 +72,10 @@ INGEST_SCHEMA: dict[str, Any] = {
     "responses": {
         (200, "image/*"): OpenApiResponse(
             response=OpenApiTypes.BINARY,
-            description="The processed image; headers X-Job-Id and Cache-Control: no-store.",
+            description=(
+                "The processed image; headers X-Job-Id, X-Share-Url (the guest's share page of the "
+                "result, /s/<token>) and Cache-Control: no-store."
+            ),
         ),
         400: error_schema("invalid_request"),
         401: error_schema("invalid_password"),
@@ -132,16 +138,20 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
     job_id = str(outcome.job_id)
     if outcome.state == JobState.SUCCEEDED:
         try:
-            image = outcome.result or await cpu_call(storage.read, outcome.result_path)
+            # Read from the store in a thread of its own: on S3 this is a round trip, not CPU work.
+            image = outcome.result or await asyncio.to_thread(storage.read, outcome.result_path)
         except FileNotFoundError:
             raise ServiceError(
                 FailureReason.INTERNAL_ERROR, "The stored result is missing.", job_id=job_id
             ) from None
-        return HttpResponse(
-            image,
-            content_type=outcome.result_mime_type,
-            headers={"Cache-Control": "no-store", "X-Job-Id": job_id},
-        )
+        except storage.StoreUnavailable:
+            raise ServiceError(
+                FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", job_id=job_id
+            ) from None
+        headers = {"Cache-Control": "no-store", "X-Job-Id": job_id}
+        if outcome.share_token:
+            headers["X-Share-Url"] = share_url(outcome.share_token)
+        return HttpResponse(image, content_type=outcome.result_mime_type, headers=headers)
     if outcome.state == JobState.TIMEOUT:
         raise ServiceError(FailureReason.PROVIDER_TIMEOUT, job_id=job_id)
     if outcome.state == JobState.CANCELLED:
@@ -149,7 +159,7 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
             FailureReason.SERVICE_UNAVAILABLE, "The job was cancelled by staff.", job_id=job_id
         )
     if outcome.failure_reason == FailureReason.SERVICE_UNAVAILABLE:
-        # Our side failed, not the provider (the result could not be stored: a full disk).
+        # Our side failed, not the provider (the result could not be stored: a full disk, S3 down).
         raise ServiceError(FailureReason.SERVICE_UNAVAILABLE, outcome.failure_message[:300], job_id=job_id)
     raise ServiceError(
         FailureReason.PROVIDER_ERROR,
@@ -162,7 +172,9 @@ async def _respond(outcome: IngestOutcome) -> HttpResponse:
 class StoredResultFile:
     path: str
     mime_type: str
+    size_bytes: int | None
     filename: str
+    expires_at: datetime | None
 
 
 def public_result_get(*, job_id: str) -> StoredResultFile:
@@ -173,10 +185,28 @@ def public_result_get(*, job_id: str) -> StoredResultFile:
         raise ServiceError(FailureReason.NOT_FOUND) from None
     job = (
         Job.objects.filter(id=parsed)
-        .only("id", "state", "result_path", "result_mime_type", "result_expires_at", "result_deleted_at")
+        .only(
+            "id",
+            "state",
+            "result_path",
+            "result_mime_type",
+            "result_size_bytes",
+            "result_expires_at",
+            "result_deleted_at",
+            "expires_at",
+            "late_result_grace_seconds",
+        )
         .first()
     )
-    if job is None or job.state != JobState.SUCCEEDED or not job.result_path:
+    if job is None:
+        raise ServiceError(FailureReason.NOT_FOUND, "No result is stored for this job.")
+    late_until = job.expires_at + timedelta(seconds=job.late_result_grace_seconds)
+    if job.state in LIVE_STATES or (
+        job.state == JobState.TIMEOUT and not job.result_path and timezone.now() < late_until
+    ):
+        # A late result may still arrive (jobs.late_results): the booth's 504 carried this job id.
+        raise ServiceError(FailureReason.NOT_FOUND, "No result yet: it is not ready yet.")
+    if job.state not in (JobState.SUCCEEDED, JobState.TIMEOUT) or not job.result_path:
         raise ServiceError(FailureReason.NOT_FOUND, "No result is stored for this job.")
     if job.result_deleted_at is not None or (
         job.result_expires_at and job.result_expires_at <= timezone.now()
@@ -184,7 +214,25 @@ def public_result_get(*, job_id: str) -> StoredResultFile:
         raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.")
     extension = job.result_path.rsplit(".", 1)[-1]
     return StoredResultFile(
-        path=job.result_path, mime_type=job.result_mime_type, filename=f"photochanger-{job.id}.{extension}"
+        path=job.result_path,
+        mime_type=job.result_mime_type,
+        size_bytes=job.result_size_bytes,
+        filename=f"photochanger-{job.id}.{extension}",
+        expires_at=job.result_expires_at,
+    )
+
+
+def public_result_redirect_url(result: StoredResultFile) -> str | None:
+    """With ``S3_PRESIGNED_DOWNLOADS`` on S3: a presigned URL of the result, valid
+    ``S3_PRESIGNED_EXPIRY_SECONDS`` and never past the result's retention; None: stream it ourselves."""
+    if not storage.presigned_downloads():
+        return None
+    expires_in = settings.S3_PRESIGNED_EXPIRY_SECONDS
+    if result.expires_at is not None:
+        left = remaining_seconds(deadline=result.expires_at, now=timezone.now())
+        expires_in = min(expires_in, int(left))
+    return storage.presigned_url(
+        result.path, expires_in=expires_in, filename=result.filename, mime_type=result.mime_type
     )
 
 
@@ -195,6 +243,12 @@ class PublicResultView(APIView):
     @extend_schema(
         operation_id="download_result",
         summary="Download a job's result while it is retained (default 72 h)",
+        description=(
+            "Streamed from the media store, or, with S3_PRESIGNED_DOWNLOADS on S3, a 302 to a presigned "
+            "URL of the bucket valid a few minutes (never past the retention). Also a late result: after a "
+            "504 (whose body carries job_id) the provider's answer may still arrive within the studio's "
+            "late-result grace; until then this answers 404 not_found (not ready yet)."
+        ),
         parameters=[
             OpenApiParameter("job_id", str, OpenApiParameter.PATH, description="Job UUID (X-Job-Id)")
         ],
@@ -202,24 +256,38 @@ class PublicResultView(APIView):
             (200, "image/*"): OpenApiResponse(
                 response=OpenApiTypes.BINARY, description="Content-Disposition: attachment"
             ),
+            302: OpenApiResponse(
+                description="S3_PRESIGNED_DOWNLOADS: Location is a short-lived presigned URL of the result"
+            ),
             404: error_schema("not_found"),
             410: error_schema("gone"),
+            503: error_schema("service_unavailable (the media store cannot be reached)"),
         },
     )
-    async def get(self, request: Request, job_id: str) -> HttpResponse:
+    async def get(self, request: Request, job_id: str) -> HttpResponse | StreamingHttpResponse:
         result = await db_call(public_result_get, job_id=job_id)
+        # Signing is local (no request to the store); a thread all the same: boto3 sets up its client
+        # (JSON models, credentials) on a thread's first use.
+        redirect_to = await asyncio.to_thread(public_result_redirect_url, result)
+        if redirect_to is not None:
+            # The URL expires: nobody may keep this answer.
+            return HttpResponseRedirect(redirect_to, headers={"Cache-Control": "no-store"})
         try:
-            data = await cpu_call(storage.read, result.path)
+            return await stored_file_response(
+                path=result.path,
+                mime_type=result.mime_type,
+                size_bytes=result.size_bytes,
+                headers={
+                    "Content-Disposition": f'attachment; filename="{result.filename}"',
+                    "Cache-Control": "private, max-age=3600",
+                },
+            )
         except FileNotFoundError:
             raise ServiceError(FailureReason.GONE, "This result has expired and was deleted.") from None
-        return HttpResponse(
-            data,
-            content_type=result.mime_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{result.filename}"',
-                "Cache-Control": "private, max-age=3600",
-            },
-        )
+        except storage.StoreUnavailable:
+            raise ServiceError(
+                FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", retry_after=5
+            ) from None
 
 
 class LegacyIngestView(IngestView):

@@ -7,13 +7,10 @@ command still takes an advisory lock so overlapping cron runs do not duplicate w
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -139,13 +136,13 @@ def orphan_files(*, older_than: datetime) -> list[str]:
     Kept: an input whose media row is live, a result whose job still holds it, a thumbnail its job
     records. Our files are named after their job (``<job id>…``); any other name is left alone.
     """
-    cutoff = older_than.timestamp()
     candidates: dict[uuid.UUID, list[str]] = {}
     for folder in (storage.INPUTS_DIR, storage.RESULTS_DIR, storage.THUMBNAILS_DIR):
-        for name, modified in _files_in(Path(settings.MEDIA_ROOT) / folder):
-            job_id = _job_id_of(name)
-            if job_id is not None and modified < cutoff:
-                candidates.setdefault(job_id, []).append(f"{folder}/{name}")
+        # Through the media store, so the sweep works on S3 too (one listing request per 1,000 objects).
+        for path, modified in storage.list_folder(folder):
+            job_id = _job_id_of(path.rsplit("/", 1)[-1])
+            if job_id is not None and modified < older_than:
+                candidates.setdefault(job_id, []).append(path)
     job_ids = list(candidates)
     kept: set[str] = set()
     for start in range(0, len(job_ids), ORPHAN_CHECK_BATCH):
@@ -162,22 +159,6 @@ def orphan_files(*, older_than: datetime) -> list[str]:
             if result_deleted_at is None:
                 kept.add(result)
     return [path for paths in candidates.values() for path in paths if path not in kept]
-
-
-def _files_in(folder: Path) -> list[tuple[str, float]]:
-    """(name, modification time) of the regular files in ``folder`` (none if it does not exist)."""
-    found = []
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                try:
-                    if entry.is_file():
-                        found.append((entry.name, entry.stat().st_mtime))
-                except FileNotFoundError:
-                    continue  # deleted meanwhile by its job's finalize or another cleanup
-    except FileNotFoundError:
-        pass
-    return found
 
 
 def _job_id_of(name: str) -> uuid.UUID | None:

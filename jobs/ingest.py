@@ -27,6 +27,7 @@ from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.request import Request
 
 from jobs.models import Job
+from jobs.prompts import settings_prompt_sent
 from jobs.services import NewJobInput, job_create, job_time_out
 from jobs.states import LIVE_STATES, JobState
 from media import storage
@@ -178,6 +179,10 @@ async def _accept(
                 input_mime_type=stored.mime_type,
                 request_metadata=booth.metadata,
                 client_ip=client_ip,
+                share_qr=slot.share_qr,
+                fallback=fallback_snapshot(slot.fallback, booth.metadata),
+                late_result_grace_seconds=slot.late_result_grace_seconds,
+                prompt_sent=settings_prompt_sent(slot.provider_settings, booth.metadata),
             ),
         )
     except BaseException:
@@ -185,6 +190,14 @@ async def _accept(
         raise
     _trust(client_ip)
     return expires_at
+
+
+def fallback_snapshot(fallback: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The fallback slot's configuration as the job keeps it, with its prompt filled from the booth's fields."""
+    if not fallback:
+        return {}
+    settings_value = fallback.get("provider_settings") or {}
+    return {**fallback, "prompt_sent": settings_prompt_sent(settings_value, metadata)}
 
 
 @dataclass(frozen=True)
@@ -215,7 +228,8 @@ def _store_photo(booth: BoothRequest, slot: SlotContext, job_id: uuid.UUID) -> S
     try:
         size_bytes = storage.write_new_from(path, booth.upload)
     except OSError as error:
-        raise storage.not_stored(error, "the photo") from error  # 503; no job, no file
+        # A full disk, or S3 down or refusing (storage.StoreUnavailable): 503; no job, no file.
+        raise storage.not_stored(error, "the photo") from error
     return StoredPhoto(path=path, size_bytes=size_bytes, mime_type=photo.mime_type)
 
 
@@ -439,6 +453,7 @@ class IngestOutcome:
     result_path: str
     result_mime_type: str
     result: bytes | None  # read along with the row when small; None: read it from result_path
+    share_token: str = ""  # the result's share page (jobs.share), "" when none
 
 
 # The waiter reads this once per photo, right after finalize: one plain statement (the ORM's query
@@ -446,13 +461,14 @@ class IngestOutcome:
 _OUTCOME_SQL = sql(
     """
 SELECT {job.state}, {job.expires_at}, {job.failure_reason}, {job.failure_message}, {job.result_path},
-       {job.result_mime_type}, {job.result_size_bytes}
+       {job.result_mime_type}, {job.result_size_bytes}, {job.share_token}
   FROM {job} WHERE {job.id} = %s
 """,
     job=Job,
 )
-# A result this small is read on the database thread with its row (one thread hop, not two); larger
-# ones (a DSLR-size image) are read on a CPU thread.
+# A result this small on the local disk is read on the database thread with its row (one thread hop, not
+# two); larger ones (a DSLR-size image), and any on S3 (a round trip must not hold a database thread),
+# are read by the view in a thread of their own.
 SMALL_RESULT_BYTES = 1024 * 1024
 
 
@@ -462,14 +478,16 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
         with connection.cursor() as cursor:
             cursor.execute(_OUTCOME_SQL, [job_id])
             row = cursor.fetchone()
-        state, expires_at, failure_reason, failure_message, result_path, result_mime_type, result_size = row
+        (state, expires_at, failure_reason, failure_message, result_path, result_mime_type, result_size,
+         share_token) = row  # fmt: skip
         if state in LIVE_STATES and timezone.now() >= expires_at:
             job_time_out(job_id=job_id)
             continue  # re-read: we, a worker or cleanup finalized it just now
         break
     succeeded = state == JobState.SUCCEEDED
     result = None
-    if succeeded and result_path and result_size is not None and result_size <= SMALL_RESULT_BYTES:
+    small = result_size is not None and result_size <= SMALL_RESULT_BYTES
+    if succeeded and result_path and small and storage.is_local():
         try:
             result = storage.read(result_path)
         except FileNotFoundError:
@@ -482,4 +500,5 @@ def ingest_outcome_get(*, job_id: uuid.UUID) -> IngestOutcome:
         result_path=result_path if succeeded else "",
         result_mime_type=result_mime_type,
         result=result,
+        share_token=share_token if succeeded else "",
     )

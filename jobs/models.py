@@ -25,6 +25,31 @@ class Job(models.Model):
     # Template images bound to the slot at ingest: [{"path", "mime_type", "role", "name"}].
     templates = models.JSONField(_("templates"), default=list, blank=True)
     provider_job_reference = models.CharField(_("provider job reference"), max_length=128, blank=True)
+    # Snapshotted at ingest too: the QR corner of the slot (slots.ShareQrCorner), the fallback slot's
+    # configuration ({} for none: {"slot_id", "provider", "operation", "provider_settings", "templates",
+    # "prompt_sent"}), and how long a call may run on past the deadline for a late result (0: not kept).
+    # db_default: a row written before these existed, or by an INSERT that does not name them.
+    share_qr = models.CharField(_("share QR code"), max_length=16, default="off", db_default="off")
+    fallback = models.JSONField(_("fallback slot"), default=dict, db_default={}, blank=True)
+    late_result_grace_seconds = models.PositiveIntegerField(
+        _("late result grace, seconds"), default=0, db_default=0
+    )
+    # The prompt actually sent to the primary provider: the slot's prompt with the booth's fields filled
+    # in (jobs.prompts); "" when the provider takes none.
+    prompt_sent = models.TextField(_("prompt sent"), blank=True, default="", db_default="")
+    # What each provider attempt came to ([{"slot_id", "provider", "outcome", "failure_reason",
+    # "message", "provider_calls"}]: the slot's own provider, then the fallback's) and which slot's
+    # provider produced the result ("" when none did).
+    attempts = models.JSONField(_("provider attempts"), default=list, db_default=[], blank=True)
+    answered_by = models.CharField(
+        _("answered by slot"), max_length=16, blank=True, default="", db_default=""
+    )
+    # The provider whose call this job holds open in place of its own: the fallback's while it runs, or
+    # after the deadline while a late result may still arrive. Counted against that provider's cap by
+    # the claim (jobs.services.jobs_claim); "" when none.
+    open_call_provider = models.CharField(
+        _("open provider call"), max_length=32, blank=True, default="", db_default=""
+    )
 
     # Deadlines, computed once by photochanger.deadlines at creation / finalization.
     created_at = models.DateTimeField(_("created at"))
@@ -43,15 +68,21 @@ class Job(models.Model):
     )
     failure_message = models.CharField(_("failure message"), max_length=500, blank=True)
 
-    # The result file (path relative to MEDIA_ROOT); the input photo is a media.MediaObject.
+    # The result file (its name in the media store, media.storage); the input photo is a media.MediaObject.
     result_path = models.CharField(_("result file"), max_length=255, blank=True)
     result_mime_type = models.CharField(_("result MIME type"), max_length=64, blank=True)
     result_size_bytes = models.PositiveBigIntegerField(_("result size, bytes"), null=True, blank=True)
     result_sha256 = models.CharField(_("result SHA-256"), max_length=64, blank=True)
     result_expires_at = models.DateTimeField(_("result expires at"), null=True, blank=True)
     result_deleted_at = models.DateTimeField(_("result deleted at"), null=True, blank=True)
+    # When a result arrived after the deadline (the job stays a timeout; jobs.late_results).
+    late_result_at = models.DateTimeField(_("late result at"), null=True, blank=True)
+    # The guest's share page /s/<token> (jobs.share): 192 random bits, made with the result; "" when none.
+    share_token = models.CharField(
+        _("share token"), max_length=64, blank=True, default="", db_default="", editable=False
+    )
 
-    # Small JPEG previews for staff (media.thumbnails, under MEDIA_ROOT/thumbnails), made once by the
+    # Small JPEG previews for staff (media.thumbnails, thumbnails/ in the media store), made once by the
     # worker (the input's recorded by the finalize that wins, the result's just after it); removed by
     # cleanup with the result, and the input's
     # once the result retention has passed. "" when none (not made, undecodable, or already removed).
@@ -113,12 +144,22 @@ class Job(models.Model):
                 name="job_input_thumbnail_idx",
                 condition=~models.Q(input_thumbnail_path=""),
             ),
+            # Calls held open past the processing state, per provider: jobs.services.jobs_claim (in_flight).
+            models.Index(
+                fields=["open_call_provider"],
+                name="job_open_call_idx",
+                condition=~models.Q(open_call_provider=""),
+            ),
             # Slot gallery: recent jobs of a slot.
             models.Index(fields=["slot", "-created_at"], name="job_slot_recent_idx"),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(expires_at__gt=models.F("created_at")), name="job_expires_after_created"
+            ),
+            # Also the index of the share page's lookup (jobs.share.share_page_get).
+            models.UniqueConstraint(
+                fields=["share_token"], condition=~models.Q(share_token=""), name="job_share_token_unique"
             ),
         ]
 

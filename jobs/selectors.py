@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -28,6 +29,11 @@ def job_download_url(job_id: uuid.UUID) -> str:
     return reverse("public-result", args=[str(job_id)])
 
 
+def has_result_q() -> Q:
+    """Jobs with a result: succeeded ones, and timeouts whose late result was kept."""
+    return Q(state=JobState.SUCCEEDED) | Q(state=JobState.TIMEOUT, late_result_at__isnull=False)
+
+
 def job_result_expired(job: Job, now: datetime | None = None) -> bool:
     """The result was deleted, or its retention has passed (cleanup deletes it on its next run)."""
     now = now or timezone.now()
@@ -46,6 +52,7 @@ class RecentResult:
     result_expires_at: datetime | None
     expired: bool
     is_test: bool
+    is_late: bool  # arrived after the booth's window (the job is a timeout; jobs.late_results)
     thumbnail_url: str  # "" when there is none (not made, or removed with the expired result)
     download_url: str  # "" once expired
     job_url: str  # the job's admin page
@@ -71,14 +78,15 @@ class RecentResults:
 
 
 def slot_recent_results(*, slot_id: str, limit: int = GALLERY_PAGE_SIZE, offset: int = 0) -> RecentResults:
-    """The slot's most recent succeeded jobs, newest first: booth photos and staff test runs together
-    (test runs marked ``is_test``), ``limit`` from ``offset``.
+    """The slot's most recent results, newest first: booth photos and staff test runs together (test runs
+    marked ``is_test``), and results that arrived after the window (``is_late``), ``limit`` from ``offset``.
 
     One query (index ``job_slot_recent_idx``); one row more than asked tells whether more follow.
     """
     limit, offset = max(1, limit), max(0, offset)
     rows = list(
-        Job.objects.filter(slot_id=slot_id, state=JobState.SUCCEEDED)
+        Job.objects.filter(slot_id=slot_id)
+        .filter(has_result_q())
         .order_by("-created_at")
         .only(
             "id",
@@ -88,6 +96,7 @@ def slot_recent_results(*, slot_id: str, limit: int = GALLERY_PAGE_SIZE, offset:
             "result_expires_at",
             "result_deleted_at",
             "result_thumbnail_path",
+            "late_result_at",
         )[offset : offset + limit + 1]
     )
     now = timezone.now()
@@ -98,10 +107,11 @@ def slot_recent_results(*, slot_id: str, limit: int = GALLERY_PAGE_SIZE, offset:
             RecentResult(
                 job_id=job.id,
                 created_at=job.created_at,
-                duration_seconds=seconds_between(job.created_at, job.finalized_at),
+                duration_seconds=seconds_between(job.created_at, job.late_result_at or job.finalized_at),
                 result_expires_at=job.result_expires_at,
                 expired=expired,
                 is_test=job.is_test,
+                is_late=job.late_result_at is not None,
                 thumbnail_url=""
                 if expired or not job.result_thumbnail_path
                 else job_thumbnail_url(job.id, thumbnails.RESULT),
@@ -137,7 +147,7 @@ class JobOutcome:
 
 def job_outcome(job: Job) -> JobOutcome:
     now = timezone.now()
-    succeeded = job.state == JobState.SUCCEEDED
+    succeeded = job.state == JobState.SUCCEEDED or job.late_result_at is not None
     expired = succeeded and job_result_expired(job, now)
     end = job.finalized_at if job.state in FINAL_STATES and job.finalized_at else now
     return JobOutcome(

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import Job
@@ -48,13 +49,19 @@ class NewJobInput:
     templates: list[dict[str, str]]
     sync_response_seconds: int
     received_at: datetime  # when the booth's request arrived: the booth's own timeout runs from there
-    input_path: str  # the stored photo, under MEDIA_ROOT
+    input_path: str  # the stored photo, a name in the media store
     input_size_bytes: int
     input_mime_type: str
     request_metadata: dict[str, Any]
     client_ip: str | None
     # A staff test run from the admin (jobs.test_runs): kept out of the booth statistics.
     is_test: bool = False
+    # Issue 12: the slot's QR corner, its fallback slot's configuration ({} for none), the late-result
+    # grace (0: late results not kept) and the prompt with the booth's fields filled in.
+    share_qr: str = "off"
+    fallback: dict[str, Any] = field(default_factory=dict)
+    late_result_grace_seconds: int = 0
+    prompt_sent: str = ""
 
 
 # One statement, so one round trip: the job, its input media row, the log entry and the wake-up for
@@ -67,10 +74,12 @@ WITH job AS (
                        {job.provider_settings}, {job.templates}, {job.provider_job_reference},
                        {job.created_at}, {job.expires_at}, {job.claimed_by}, {job.claim_count},
                        {job.provider_calls}, {job.failure_reason}, {job.failure_message}, {job.result_path},
-                       {job.result_mime_type}, {job.result_sha256}, {job.request_metadata}, {job.is_test})
+                       {job.result_mime_type}, {job.result_sha256}, {job.request_metadata}, {job.is_test},
+                       {job.share_qr}, {job.fallback}, {job.late_result_grace_seconds}, {job.prompt_sent})
     VALUES (%(id)s, %(slot_id)s, 'pending', %(provider)s, %(operation)s, %(settings)s::jsonb,
             %(templates)s::jsonb, '', %(created_at)s, %(expires_at)s, '', 0, 0, '', '', '', '', '',
-            %(metadata)s::jsonb, %(is_test)s)
+            %(metadata)s::jsonb, %(is_test)s, %(share_qr)s, %(fallback)s::jsonb, %(late_grace)s,
+            %(prompt_sent)s)
     RETURNING {job.id} AS id
 ), media AS (
     INSERT INTO {media} ({media.id}, {media.job}, {media.kind}, {media.path}, {media.owns_file},
@@ -119,6 +128,10 @@ def job_create(*, new: NewJobInput) -> datetime:
                 "now": timezone.now(),
                 "metadata": json.dumps(new.request_metadata),
                 "is_test": new.is_test,
+                "share_qr": new.share_qr,
+                "fallback": json.dumps(new.fallback),
+                "late_grace": new.late_result_grace_seconds,
+                "prompt_sent": new.prompt_sent,
                 "media_id": new_media_id(),
                 "path": new.input_path,
                 "mime_type": new.input_mime_type,
@@ -150,6 +163,11 @@ class Outcome:
     # The input photo's staff preview, made by the worker after its claim (the photo is deleted here).
     input_thumbnail_path: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The share page of the result (jobs.share), "" without a result.
+    share_token: str = ""
+    # Each provider attempt (the slot's own, the fallback's) and the slot whose provider answered.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    answered_by: str = ""
 
 
 # The conditional UPDATE that makes one caller the winner, then in the same statement: the log entry,
@@ -167,6 +185,8 @@ WITH job AS (
            {job.result_size_bytes} = %(result_size_bytes)s, {job.result_sha256} = %(result_sha256)s,
            {job.result_thumbnail_path} = %(result_thumbnail_path)s,
            {job.input_thumbnail_path} = %(input_thumbnail_path)s,
+           {job.share_token} = %(share_token)s, {job.attempts} = %(attempts)s::jsonb,
+           {job.answered_by} = %(answered_by)s,
            {job.result_expires_at} = CASE WHEN %(has_result)s
                THEN %(now)s + make_interval(hours => (
                    SELECT {studio.result_retention_hours} FROM {studio} WHERE {studio.id} = 1))
@@ -290,6 +310,9 @@ def job_finalize(
                 "result_sha256": result.sha256 if result else "",
                 "result_thumbnail_path": result.thumbnail_path if result else "",
                 "input_thumbnail_path": outcome.input_thumbnail_path,
+                "share_token": outcome.share_token if result else "",
+                "attempts": json.dumps(outcome.attempts),
+                "answered_by": outcome.answered_by,
                 "details": json.dumps(outcome.extra),
                 "buckets": list(DURATION_BUCKETS),
                 "channel": CHANNEL_JOB_FINISHED,
@@ -355,13 +378,15 @@ def job_input_thumbnail_record(*, job_id: uuid.UUID, claimed_by: str, claim_coun
 
 
 def job_result_thumbnail_record(*, job_id: uuid.UUID, path: str) -> bool:
-    """Record a succeeded job's result preview, made after its finalize; True when recorded.
+    """Record a result's preview (succeeded, or late), made after it was recorded; True when recorded.
 
     Only while the result is still stored and the job has none (else the caller removes the file).
     """
-    recorded = Job.objects.filter(
-        id=job_id, state=JobState.SUCCEEDED, result_deleted_at__isnull=True, result_thumbnail_path=""
-    ).update(result_thumbnail_path=path)
+    recorded = (
+        Job.objects.filter(id=job_id, result_deleted_at__isnull=True, result_thumbnail_path="")
+        .filter(Q(state=JobState.SUCCEEDED) | Q(state=JobState.TIMEOUT, late_result_at__isnull=False))
+        .update(result_thumbnail_path=path)
+    )
     return recorded == 1
 
 
@@ -409,11 +434,15 @@ class ClaimedJob:
     provider_settings: dict[str, Any]
     templates: list[dict[str, str]]
     expires_at: datetime
-    input_path: str  # under MEDIA_ROOT
+    input_path: str  # a name in the media store
     input_mime_type: str
     claim_count: int  # which claim of the job this is: only this claim may finalize it
     input_size_bytes: int = 0
     created_at: datetime | None = None  # when the booth's request arrived
+    share_qr: str = "off"
+    fallback: dict[str, Any] = field(default_factory=dict)
+    late_result_grace_seconds: int = 0
+    prompt_sent: str = ""
 
 
 # pg_advisory_xact_lock(class, hashtext(provider)): the first key keeps these locks apart from others.
@@ -444,11 +473,15 @@ WITH caps AS (
       FROM {studio} AS studio, jsonb_each(studio.{studio.provider_concurrency}) AS entry
      WHERE studio.{studio.id} = 1 AND jsonb_typeof(entry.value) = 'number'
 ), in_flight AS (
-    -- served by the partial index job_processing_provider_idx
-    SELECT {job.provider} AS provider, count(*) AS calls
-      FROM {job}
-     WHERE {job.state} = 'processing' AND {job.provider} IN (SELECT provider FROM caps)
-     GROUP BY {job.provider}
+    -- a processing job's call to its own provider (partial index job_processing_provider_idx), and calls
+    -- a job holds open to another provider or past its deadline (job_open_call_idx: fallback, late result)
+    SELECT calls.provider, count(*) AS calls
+      FROM (SELECT {job.provider} AS provider FROM {job}
+             WHERE {job.state} = 'processing' AND {job.open_call_provider} = ''
+            UNION ALL
+            SELECT {job.open_call_provider} FROM {job} WHERE {job.open_call_provider} <> '') AS calls
+     WHERE calls.provider IN (SELECT provider FROM caps)
+     GROUP BY calls.provider
 ), room AS (
     SELECT caps.provider, GREATEST(caps.places - COALESCE(in_flight.calls, 0), 0) AS places
       FROM caps LEFT JOIN in_flight ON in_flight.provider = caps.provider
@@ -484,11 +517,13 @@ WITH caps AS (
  RETURNING {job.id} AS id, {job.slot} AS slot_id, {job.provider} AS provider,
            {job.operation} AS operation, {job.provider_settings} AS provider_settings,
            {job.templates} AS templates, {job.expires_at} AS expires_at, {job.claim_count} AS claim_count,
-           {job.created_at} AS created_at
+           {job.created_at} AS created_at, {job.share_qr} AS share_qr, {job.fallback} AS fallback,
+           {job.late_result_grace_seconds} AS late_grace, {job.prompt_sent} AS prompt_sent
 )
 SELECT claimed.id, claimed.slot_id, claimed.provider, claimed.operation, claimed.provider_settings,
        claimed.templates, claimed.expires_at, media.{media.path}, media.{media.mime_type}, claimed.claim_count,
-       media.{media.size_bytes}, claimed.created_at
+       media.{media.size_bytes}, claimed.created_at, claimed.share_qr, claimed.fallback, claimed.late_grace,
+       claimed.prompt_sent
   FROM claimed
   LEFT JOIN {media} AS media
     ON media.{media.job} = claimed.id AND media.{media.kind} = 'input' AND media.{media.deleted_at} IS NULL
@@ -544,6 +579,10 @@ def jobs_claim(
             claim_count=row[9],
             input_size_bytes=row[10] or 0,
             created_at=row[11],
+            share_qr=row[12],
+            fallback=_json(row[13]) or {},
+            late_result_grace_seconds=row[14],
+            prompt_sent=row[15],
         )
         for row in rows
     ]
@@ -583,7 +622,7 @@ def jobs_recover_stale(*, batch: int = 200, requeue: bool = True) -> tuple[int, 
         if requeue:
             requeued = Job.objects.filter(
                 state=JobState.PROCESSING, lease_expires_at__lt=now, expires_at__gt=now
-            ).update(state=JobState.PENDING, lease_expires_at=None, claimed_by="")
+            ).update(state=JobState.PENDING, lease_expires_at=None, claimed_by="", open_call_provider="")
         if requeued:
             notify(CHANNEL_JOB_CREATED)
     # served by the partial index job_live_deadline_idx
@@ -593,4 +632,7 @@ def jobs_recover_stale(*, batch: int = 200, requeue: bool = True) -> tuple[int, 
         .values_list("id", flat=True)[:batch]
     )
     timed_out = sum(1 for job_id in overdue if job_time_out(job_id=job_id))
+    from jobs.late_results import open_calls_release_stale  # it builds on this module
+
+    open_calls_release_stale()
     return requeued, timed_out

@@ -21,7 +21,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from jobs.ingest import photo_check
+from jobs.ingest import fallback_snapshot, photo_check
+from jobs.prompts import settings_prompt_sent
 from jobs.selectors import JobOutcome, slot_test_run_get
 from jobs.services import NewJobInput, job_create, job_time_out
 from media import storage
@@ -60,7 +61,8 @@ def slot_test_run_start(
     """Check the photo as ingest would, store it and queue its test job; returns the job id.
 
     Raises ``TestRunRefused`` (nothing stored, no job) for a slot whose configuration could not be
-    activated, or a photo the booth's ingest would refuse (too big, not an image, too many pixels).
+    activated, a photo the booth's ingest would refuse (too big, not an image, too many pixels), or a
+    photo that cannot be stored (a full disk, the media store down: "Service unavailable").
     """
     problems = slot_test_run_problems(slot=slot)
     if problems:
@@ -75,7 +77,13 @@ def slot_test_run_start(
         raise TestRunRefused([_photo_problem(error, context.size_limit_mb)]) from error
     job_id = uuid.uuid4()
     path = storage.input_path(job_id, photo.mime_type)
-    size_bytes = storage.write_new_from(path, upload)
+    try:
+        size_bytes = storage.write_new_from(path, upload)
+    except OSError as error:
+        # A full disk or a media store that is down: said on the page (and logged), not a server error.
+        raise TestRunRefused(
+            [_photo_problem(storage.not_stored(error, "the photo"), context.size_limit_mb)]
+        ) from error
     try:
         job_create(
             new=NewJobInput(
@@ -99,6 +107,12 @@ def slot_test_run_start(
                 },
                 client_ip=None,
                 is_test=True,
+                # As a booth photo would go: the QR code, the fallback, late results; the prompt with its
+                # placeholders empty (no booth fields).
+                share_qr=context.share_qr,
+                fallback=fallback_snapshot(context.fallback, {}),
+                late_result_grace_seconds=context.late_result_grace_seconds,
+                prompt_sent=settings_prompt_sent(context.provider_settings, {}),
             )
         )
     except BaseException:

@@ -32,9 +32,10 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from jobs import services
+from jobs import attempts, late_results, services
 from jobs.heartbeats import worker_heartbeat_beat, worker_heartbeat_stop
 from jobs.services import ClaimedJob, Outcome, StoredResult
+from jobs.share import SHARE_QR_OFF, share_qr_stamp, share_token_new
 from jobs.states import JobState
 from media import storage, thumbnails
 from media.images import FarTooManyPixels, UnreadableImage, decoded_image_type, sniff_image_type
@@ -43,10 +44,12 @@ from photochanger.db import DatabaseUnavailable, db_call, db_housekeeping_call, 
 from photochanger.deadlines import remaining_seconds
 from photochanger.errors import FailureReason, ServiceError
 from providers.base import (
+    Provider,
     ProviderDeadlineExceeded,
     ProviderError,
     ProviderImage,
     ProviderRequest,
+    ProviderResult,
     StoredImage,
     TemplateImage,
 )
@@ -73,6 +76,8 @@ LATE_THUMBNAIL_WAIT_SECONDS = 30.0
 # until the job's deadline is this far behind (then whoever reaches the database first writes the timeout).
 FINALIZE_RETRY_SECONDS = 0.5
 FINALIZE_RETRY_GRACE_SECONDS = 10.0
+# A job's attempt whose call runs on past the deadline for a late result (Job.attempts "outcome").
+LATE_PENDING = "late_pending"
 _thumbnail_executor: ThreadPoolExecutor | None = None
 
 
@@ -133,12 +138,48 @@ class WorkerStats:
     # Other workers' jobs this worker's housekeeping handed back to the queue or timed out.
     stale_requeued: int = 0
     stale_timed_out: int = 0
+    # Results that arrived after the deadline and were kept (jobs.late_results).
+    late_results: int = 0
 
 
 @dataclass
 class RunningJob:
     claim: ClaimedJob
     task: asyncio.Task[None]
+
+
+@dataclass
+class TargetCall:
+    """What one provider's call for a job came to (``Worker._call_target``)."""
+
+    target: attempts.ProviderTarget
+    outcome: Outcome
+    started: float  # time.monotonic() when the call began
+    # It failed in a way a fallback slot may mend: a permanent error, or out of attempts' time early.
+    may_fall_back: bool = False
+    outcome_name: str = ""
+    ended: float = field(default_factory=time.monotonic)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return attempts.attempt_record(
+            self.target,
+            outcome=self.outcome_name or str(self.outcome.state),
+            failure_reason=str(self.outcome.failure_reason),
+            message=self.outcome.failure_message,
+            provider_calls=self.outcome.provider_calls,
+            seconds=self.ended - self.started,
+        )
+
+
+@dataclass
+class LateCall:
+    """A provider call running on after its job's deadline, and the job's attempts as finalized."""
+
+    task: asyncio.Task[ProviderResult]
+    target: attempts.ProviderTarget
+    request: ProviderRequest
+    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -166,12 +207,17 @@ class Worker:
         # after an outage every live worker must first get the chance to renew its own. Counted from the
         # start too: a worker (re)started during or just after an outage has not seen the others renew.
         self._database_back_since: float | None = time.monotonic()
+        # Provider calls running on past their job's deadline for a late result (jobs.late_results).
+        self._late_calls: dict[uuid.UUID, LateCall] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------
 
     def request_stop(self) -> None:
-        """First signal: stop claiming, let in-flight jobs finish."""
+        """First signal: stop claiming, let in-flight jobs finish (late-result calls are given up: the
+        booth has had its answer, and a drain must not wait out their grace)."""
         self._stopping = True
+        for late in self._late_calls.values():
+            late.task.cancel()
         self._wake.set()
 
     def abort(self) -> None:
@@ -304,8 +350,8 @@ class Worker:
             now = timezone.now()
             for job_id in claims.keys() - still_ours:
                 running = self._running.get(job_id)
-                if running is None or job_id in self._finalizing:
-                    continue
+                if running is None or job_id in self._finalizing or job_id in self._late_calls:
+                    continue  # (a late call runs on after its job's timeout: jobs.late_results)
                 # Finalized, cancelled or re-claimed elsewhere: stop calling the provider.
                 running.task.cancel()
                 if now >= running.claim.expires_at:
@@ -354,6 +400,7 @@ class Worker:
         except asyncio.CancelledError:
             logger.info("job %s: stopped (no longer this claim's, or the worker is aborting)", claimed.id)
             _thumbnail_discard(input_thumbnail)
+            self._drop_late_call(claimed.id)
             raise
         except DatabaseUnavailable:
             # The adapter needed the database (a key, a public link) while it was down: the job goes
@@ -363,6 +410,7 @@ class Worker:
                 extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id},
             )  # fmt: skip
             _thumbnail_discard(input_thumbnail)
+            self._drop_late_call(claimed.id)
             return
         except Exception:
             logger.exception(
@@ -370,6 +418,7 @@ class Worker:
                 claimed.id,
                 extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id},
             )
+            self._drop_late_call(claimed.id)
             outcome = Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.INTERNAL_ERROR,
@@ -379,7 +428,24 @@ class Worker:
             # Made while the provider worked (the usual case): the finalize records it.
             outcome = dataclasses.replace(outcome, input_thumbnail_path=_thumbnail_made(input_thumbnail))
             input_thumbnail = None
-        await self._finalize(claimed, outcome, late_input_thumbnail=input_thumbnail)
+        try:
+            await self._finalize(claimed, outcome, late_input_thumbnail=input_thumbnail)
+        except BaseException:
+            self._drop_late_call(claimed.id)
+            raise
+        if outcome.state == JobState.TIMEOUT and outcome.attempts:
+            # The waiter usually writes the timeout first, without the attempts: add them.
+            await self._record_attempts(claimed, outcome.attempts, replace=False)
+        if (late := self._late_calls.get(claimed.id)) is not None:
+            if self._stopping:
+                late.task.cancel()  # stopping: no new waits for late results
+            await self._keep_late_result(claimed, late)
+
+    def _drop_late_call(self, job_id: uuid.UUID) -> None:
+        """Give up the job's call running on for a late result, if it has one (its mark is released
+        after the grace: ``jobs.late_results.open_calls_release_stale``)."""
+        if (late := self._late_calls.pop(job_id, None)) is not None:
+            late.task.cancel()
 
     def _input_thumbnail_start(self, claimed: ClaimedJob) -> asyncio.Future[str] | None:
         if not claimed.input_path:
@@ -395,76 +461,280 @@ class Worker:
         )
 
     async def _run_provider(self, claimed: ClaimedJob) -> Outcome:
-        provider = get_provider(claimed.provider)
-        if claimed.input_size_bytes and all(template.get("size_bytes") for template in claimed.templates):
-            photo, templates = _stored_images(claimed)  # sizes known: no file is touched
+        """The slot's provider, then, once, its fallback slot's when the first failed with time left.
+
+        Which calls and within which times: ``jobs.attempts``. A call still running at the deadline when
+        the studio keeps late results is handed to ``_keep_late_result`` (after the timeout is written).
+        """
+        primary = attempts.primary_target(claimed)
+        fallback = attempts.fallback_target(claimed)
+        fallback_latency = self.latency.min_remaining().get(fallback.provider) if fallback else None
+        reserve = None
+        if fallback is not None:
+            window = (claimed.expires_at - (claimed.created_at or claimed.expires_at)).total_seconds()
+            reserve = attempts.fallback_reserve_seconds(
+                window_seconds=window, fallback_latency=fallback_latency
+            )
+        first = await self._call_target(claimed, primary, reserve_seconds=reserve)
+        calls = [first]
+        skipped: list[dict[str, Any]] = []
+        left = remaining_seconds(deadline=claimed.expires_at, now=timezone.now())
+        if (
+            fallback is not None
+            and first.may_fall_back
+            and attempts.fallback_allowed(remaining_seconds=left, fallback_latency=fallback_latency)
+            and (problems := attempts.target_problems(fallback))
+        ):
+            # Edited into an incomplete configuration after it was chosen: not called (no internal error).
+            detail = "; ".join(f"{name}: {message}" for name, message in problems.items())
+            skipped.append(
+                attempts.attempt_record(
+                    fallback, outcome="skipped", message=f"incomplete configuration ({detail})"
+                )
+            )
+            fallback = None
+        if (
+            fallback is not None
+            and first.may_fall_back
+            and attempts.fallback_allowed(remaining_seconds=left, fallback_latency=fallback_latency)
+        ):
+            logger.info(
+                "job %s: %s failed (%s); trying the fallback slot %s (%s)",
+                claimed.id, primary.provider, first.outcome.failure_message, fallback.slot_id, fallback.provider,
+                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": fallback.provider},
+            )  # fmt: skip
+            # The fallback's call counts against its own provider's cap while it runs.
+            await self._open_call(claimed, fallback.provider)
+            second = await self._call_target(claimed, fallback, reserve_seconds=None)
+            calls.append(second)
+            if claimed.id not in self._late_calls:
+                await self._open_call(claimed, "")
+        records = [call.record for call in calls] + skipped
+        if (late := self._late_calls.get(claimed.id)) is not None:
+            late.records = records
+        last = calls[-1].outcome
+        message = last.failure_message
+        if len(calls) > 1 and last.state != JobState.SUCCEEDED:
+            message = f"{first.outcome.failure_message}; fallback {calls[-1].target.slot_id}: {message}"
+        return dataclasses.replace(
+            last,
+            failure_message=message,
+            provider_calls=sum(call.outcome.provider_calls for call in calls),
+            attempts=records,
+            answered_by=calls[-1].target.slot_id if last.state == JobState.SUCCEEDED else "",
+        )
+
+    async def _call_target(
+        self, claimed: ClaimedJob, target: attempts.ProviderTarget, *, reserve_seconds: float | None
+    ) -> TargetCall:
+        """One provider's call for the job, up to the deadline (a reserve for the fallback ends its
+        attempts earlier); at the deadline it is handed to the late-result watch or stopped."""
+        provider = get_provider(target.provider)
+        if claimed.input_size_bytes and all(template.get("size_bytes") for template in target.templates):
+            photo, templates = _stored_images(claimed, target.templates)  # sizes known: no file is touched
         else:
-            photo, templates = await asyncio.to_thread(_stored_images, claimed)
+            photo, templates = await asyncio.to_thread(_stored_images, claimed, target.templates)
+        times = attempts.call_times(
+            expires_at=claimed.expires_at,
+            late_grace_seconds=claimed.late_result_grace_seconds,
+            reserve_seconds=reserve_seconds,
+        )
         request = ProviderRequest(
             job_id=str(claimed.id),
-            operation=claimed.operation or provider.default_operation,
-            settings=dict(claimed.provider_settings),
+            operation=target.operation or provider.default_operation,
+            settings=target.request_settings(),
             photo=photo,
             templates=templates,
-            deadline=claimed.expires_at,
-            api_key=await self._api_key(claimed.provider),
+            deadline=times.deadline,
+            attempt_deadline=times.attempt_deadline,
+            api_key=await self._api_key(target.provider),
             hooks=JobHooks(claimed.id),
         )
         started = time.monotonic()
+        call = asyncio.create_task(self._provider_call(provider, request), name=f"call-{claimed.id}")
         try:
-            result = await asyncio.wait_for(
-                provider.process(request, self._client()), timeout=max(request.remaining(), 0.001)
+            done, _pending = await asyncio.wait(
+                {call}, timeout=max(remaining_seconds(deadline=claimed.expires_at, now=timezone.now()), 0.001)
             )
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        timed_out = Outcome(
+            state=JobState.TIMEOUT,
+            failure_reason=FailureReason.PROVIDER_TIMEOUT,
+            failure_message="No result within the sync window.",
+            provider_calls=request.attempts,
+        )
+        if not done:
+            if claimed.late_result_grace_seconds > 0:
+                # The booth gets its 504 at the deadline; the call runs on for a late result, counted
+                # against its provider's cap until it ends (jobs.late_results).
+                try:
+                    marked = await self._open_call(claimed, target.provider)
+                except BaseException:
+                    call.cancel()
+                    raise
+                if marked:
+                    self._late_calls[claimed.id] = LateCall(task=call, target=target, request=request)
+                    return TargetCall(target, timed_out, started, outcome_name=LATE_PENDING)
+            call.cancel()  # (a call whose place under the cap could not be recorded is not kept either)
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await call
+            return TargetCall(target, timed_out, started)
+        try:
+            result = call.result()
         except (ProviderDeadlineExceeded, TimeoutError):
-            return Outcome(
-                state=JobState.TIMEOUT,
-                failure_reason=FailureReason.PROVIDER_TIMEOUT,
-                failure_message="No result within the sync window.",
-                provider_calls=request.attempts,
-            )
+            # Out of time between attempts: early only when retryable failures used up the attempts' time.
+            early = timezone.now() < claimed.expires_at
+            return TargetCall(target, timed_out, started, may_fall_back=early)
         except ProviderError as error:
             logger.info(
                 "job %s: provider failed permanently: %s", claimed.id, error.message,
-                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": claimed.provider},
+                extra={"job_id": str(claimed.id), "slot_id": target.slot_id, "provider": target.provider},
             )  # fmt: skip
-            return Outcome(
+            failed = Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.PROVIDER_ERROR,
                 failure_message=error.message,
                 provider_calls=request.attempts,
             )
-        self.latency.record(claimed.provider, time.monotonic() - started)
+            return TargetCall(target, failed, started, may_fall_back=True)
+        self.latency.record(target.provider, time.monotonic() - started)
+        token = share_token_new()
         try:
-            stored = await asyncio.to_thread(
-                _store_result, claimed.id, result.image, check=not provider.results_are_trusted
+            stored = await self._store_image(
+                claimed, result.image, token, check=not provider.results_are_trusted
             )
         except (UnreadableImage, FarTooManyPixels) as error:
             logger.info(
                 "job %s: the provider's result is not a usable image: %s", claimed.id, error,
-                extra={"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": claimed.provider},
+                extra={"job_id": str(claimed.id), "slot_id": target.slot_id, "provider": target.provider},
             )  # fmt: skip
-            return Outcome(
+            unusable = Outcome(
                 state=JobState.FAILED,
                 failure_reason=FailureReason.PROVIDER_ERROR,
                 failure_message=_unusable_result_message(error),
                 provider_calls=result.attempts,
             )
+            return TargetCall(target, unusable, started, may_fall_back=True)
         except OSError as error:
             # A full disk: our failure, not the provider's. The booth gets 503 with this message (see
             # jobs.api); the partial file is already removed.
             refusal = storage.not_stored(error, "the result")
-            return Outcome(
+            not_stored = Outcome(
                 state=JobState.FAILED,
                 failure_reason=refusal.reason,
                 failure_message=refusal.message,
                 provider_calls=result.attempts,
             )
-        return Outcome(
+            return TargetCall(target, not_stored, started)
+        succeeded = Outcome(
             state=JobState.SUCCEEDED,
             result=stored,
             provider_calls=result.attempts,
             extra={"attempts": result.attempts},
+            share_token=token,
         )
+        return TargetCall(target, succeeded, started)
+
+    async def _provider_call(self, provider: Provider, request: ProviderRequest) -> ProviderResult:
+        """The adapter's work, cut at the call's deadline (the job's, or its late-result grace)."""
+        return await asyncio.wait_for(
+            provider.process(request, self._client()), timeout=max(request.remaining(), 0.001)
+        )
+
+    async def _store_image(
+        self, claimed: ClaimedJob, image: ProviderImage, share_token: str, *, check: bool
+    ) -> StoredResult:
+        """The provider's image, checked (``check``), with the share page's QR code when the slot asks
+        for it, under results/. Raises as ``_store_result`` does."""
+        if claimed.share_qr == SHARE_QR_OFF:
+            return await asyncio.to_thread(_store_result, claimed.id, image, check=check)
+        return await asyncio.to_thread(_stamp_and_store_result, claimed, image, share_token, check=check)
+
+    async def _keep_late_result(self, claimed: ClaimedJob, late: LateCall) -> None:
+        """After the timeout is written: wait for the call running on (up to the grace) and keep its image.
+
+        The job stays ``timeout``; the image becomes downloadable (``/public/results/<job_id>``, its share
+        page) and shows in the slot's gallery as late. The call's cap place is released either way.
+        """
+        fields = {"job_id": str(claimed.id), "slot_id": claimed.slot_id, "provider": late.target.provider}
+        try:
+            try:
+                result = await late.task
+                token = share_token_new()
+                trusted = get_provider(late.target.provider).results_are_trusted
+                stored = await self._store_image(claimed, result.image, token, check=not trusted)
+            except (Exception, asyncio.CancelledError) as error:
+                if isinstance(error, asyncio.CancelledError) and _being_cancelled():
+                    raise  # this job's own task is being stopped (abort): cleanup releases the place
+                expected = (ProviderDeadlineExceeded, TimeoutError, ProviderError, asyncio.CancelledError)
+                logger.log(
+                    logging.INFO if isinstance(error, expected) else logging.WARNING,
+                    "job %s: no late result (%s)", claimed.id, error.__class__.__name__, extra=fields,
+                )  # fmt: skip
+                await self._open_call(claimed, "")
+                await self._record_attempts(claimed, _late_outcome(late.records, "timeout"), replace=True)
+                return
+            records = _late_outcome(late.records, "late", provider_calls=result.attempts)
+            try:
+                recorded = await db_call(
+                    late_results.job_late_result_record,
+                    job_id=claimed.id,
+                    claimed_by=self.name,
+                    claim_count=claimed.claim_count,
+                    result=stored,
+                    share_token=token,
+                    attempts=records,
+                    answered_by=late.target.slot_id,
+                )
+            except DatabaseUnavailable:
+                logger.warning("job %s: database unavailable; the late result was not kept", claimed.id)
+                recorded = False
+            if not recorded:
+                await asyncio.to_thread(_delete_files, [stored.path])
+                await self._open_call(claimed, "")
+                return
+            self.stats.late_results += 1
+            logger.info("job %s: late result kept", claimed.id, extra=fields)
+            await self._record_result_thumbnail(claimed, stored)
+        finally:
+            self._late_calls.pop(claimed.id, None)
+            if not late.task.done():
+                late.task.cancel()
+
+    async def _open_call(self, claimed: ClaimedJob, provider: str) -> bool:
+        """Mark (``provider``) or clear ("") the call this claim holds open (``jobs.late_results``); False
+        when the database is unreachable (a mark not cleared is released after the job's grace)."""
+        try:
+            await db_call(
+                late_results.job_open_call_set,
+                job_id=claimed.id,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+                provider=provider,
+            )
+        except DatabaseUnavailable:
+            logger.warning("job %s: database unavailable; open provider call not recorded", claimed.id)
+            return False
+        return True
+
+    async def _record_attempts(
+        self, claimed: ClaimedJob, records: list[dict[str, Any]], *, replace: bool
+    ) -> None:
+        """``job_attempts_record`` for this claim; skipped while the database is unreachable (the
+        attempts are bookkeeping for staff: the job's outcome does not depend on them)."""
+        try:
+            await db_call(
+                late_results.job_attempts_record,
+                job_id=claimed.id,
+                claimed_by=self.name,
+                claim_count=claimed.claim_count,
+                attempts=records,
+                replace=replace,
+            )
+        except DatabaseUnavailable:
+            logger.warning("job %s: database unavailable; its attempts were not recorded", claimed.id)
 
     def _client(self) -> httpx.AsyncClient:
         client = self._clients[self._next_client % len(self._clients)]
@@ -613,6 +883,26 @@ class Worker:
                 logger.warning("worker housekeeping failed: %s", error.__class__.__name__)
 
 
+def _late_outcome(
+    records: list[dict[str, Any]], outcome: str, provider_calls: int | None = None
+) -> list[dict[str, Any]]:
+    """The job's attempts with the call that ran on past the deadline ("late_pending") given its end."""
+    ended = []
+    for record in records:
+        if record.get("outcome") == LATE_PENDING:
+            record = {**record, "outcome": outcome}
+            if provider_calls is not None:
+                record["provider_calls"] = provider_calls
+        ended.append(record)
+    return ended
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task itself has been asked to stop (not merely a task it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def _wait_until(deadline: datetime) -> None:
     """Sleep until the wall clock reaches ``deadline``.
 
@@ -638,8 +928,10 @@ class JobHooks:
         await db_call(services.job_set_provider_reference, job_id=self.job_id, reference=reference)
 
 
-def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage]]:
-    """The job's photo and templates as files of known size.
+def _stored_images(
+    claimed: ClaimedJob, templates: list[dict[str, str]] | None = None
+) -> tuple[StoredImage, list[TemplateImage]]:
+    """The job's photo and templates (its slot's, or ``templates``: its fallback slot's) as files of known size.
 
     Sizes come from the database rows (the input's media row, the templates' snapshot); a file is
     stat-ed only when its row has none (a job queued before sizes were recorded). Blocking only then.
@@ -649,7 +941,7 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
         mime_type=claimed.input_mime_type,
         size_bytes=claimed.input_size_bytes or storage.size(claimed.input_path),
     )
-    templates = [
+    images = [
         TemplateImage(
             role=template.get("role", ""),
             name=template.get("name", ""),
@@ -659,18 +951,18 @@ def _stored_images(claimed: ClaimedJob) -> tuple[StoredImage, list[TemplateImage
                 size_bytes=int(template.get("size_bytes") or 0) or storage.size(template["path"]),
             ),
         )
-        for template in claimed.templates
+        for template in (claimed.templates if templates is None else templates)
     ]
-    return photo, templates
+    return photo, images
 
 
 def _store_result(job_id: uuid.UUID, image: ProviderImage, *, check: bool = True) -> StoredResult:
-    """Check that the provider's image decodes whole (``check``), then write it under MEDIA_ROOT/results
-    (blocking: decodes, writes and hashes). Its staff preview is made after the finalize
+    """Check that the provider's image decodes whole (``check``), then store it under results/ in the
+    media store (blocking: decodes, writes and hashes). Its staff preview is made after the finalize
     (``Worker._record_result_thumbnail``): the booth never waits for it.
 
     Raises ``UnreadableImage`` / ``FarTooManyPixels`` for a result no booth could print (nothing is
-    written), ``OSError`` when the disk is full (the partial file is removed).
+    written), ``OSError`` when the disk is full or S3 fails (``StoreUnavailable``; nothing is left).
     """
     if check:
         mime_type = decoded_image_type(image.data, max_pixels=settings.INGEST_MAX_PIXELS)
@@ -687,6 +979,17 @@ def _unusable_result_message(error: UnreadableImage | FarTooManyPixels) -> str:
     return (
         "The provider's result is not a usable image (truncated, damaged or not an image); it was not stored."
     )
+
+
+def _stamp_and_store_result(
+    claimed: ClaimedJob, image: ProviderImage, share_token: str, *, check: bool
+) -> StoredResult:
+    """``_store_result`` with the share page's QR code stamped on (blocking). The provider's image is
+    checked before it is decoded for the stamp, so a bomb or a broken image never gets that far."""
+    if check:
+        decoded_image_type(image.data, max_pixels=settings.INGEST_MAX_PIXELS)
+    stamped = share_qr_stamp(image, token=share_token, corner=claimed.share_qr, job_id=claimed.id)
+    return _store_result(claimed.id, stamped, check=False)
 
 
 def _job_fields(claimed: ClaimedJob, outcome: Outcome, *, won: bool) -> dict[str, Any]:

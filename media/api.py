@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from adrf.views import APIView
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 
-from media import storage
+from media.downloads import stored_file_response
 from media.services import public_media_get
+from media.storage import StoreUnavailable
 from photochanger.api import error_schema
 from photochanger.db import db_call
 from photochanger.errors import FailureReason, ServiceError
-from photochanger.offload import cpu_call
 
 
 class PublicMediaView(APIView):
@@ -31,16 +31,23 @@ class PublicMediaView(APIView):
             (200, "image/*"): OpenApiResponse(response=OpenApiTypes.BINARY),
             404: error_schema("not_found"),
             410: error_schema("gone"),
+            503: error_schema("service_unavailable (the media store cannot be reached)"),
         },
     )
-    async def get(self, request: Request, media_id: str) -> HttpResponse:
+    async def get(self, request: Request, media_id: str) -> HttpResponse | StreamingHttpResponse:
         media = await db_call(public_media_get, media_id=media_id)
+        # Streamed from the media store (the disk or the bucket) through this process, so the link dies
+        # exactly when its row says, whatever the store.
         try:
-            data = await cpu_call(storage.read, media.path)
+            return await stored_file_response(
+                path=media.path,
+                mime_type=media.mime_type,
+                size_bytes=media.size_bytes,
+                headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"},
+            )
         except FileNotFoundError:
             raise ServiceError(FailureReason.GONE, "This link has expired.") from None
-        return HttpResponse(
-            data,
-            content_type=media.mime_type,
-            headers={"Cache-Control": "no-store", "X-Robots-Tag": "noindex"},
-        )
+        except StoreUnavailable:
+            raise ServiceError(
+                FailureReason.SERVICE_UNAVAILABLE, "The media store is unavailable.", retry_after=5
+            ) from None

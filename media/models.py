@@ -26,7 +26,7 @@ class MediaObject(models.Model):
         "jobs.Job", on_delete=models.CASCADE, related_name="media_objects", null=True, blank=True
     )
     kind = models.CharField(_("kind"), max_length=16, choices=MediaKind.choices)
-    # Path relative to MEDIA_ROOT. A public link may point at a file it does not own (a template).
+    # Name in the media store (media.storage). A public link may point at a file it does not own (a template).
     path = models.CharField(_("path"), max_length=255)
     owns_file = models.BooleanField(_("owns its file"), default=True)
     mime_type = models.CharField(_("MIME type"), max_length=64)

@@ -15,7 +15,7 @@ from photochanger.errors import FailureReason, ServiceError
 
 
 def public_link_create(*, job_id: uuid.UUID, path: str, mime_type: str, size_bytes: int = 0) -> str:
-    """A random, unguessable URL to ``path`` (under MEDIA_ROOT) valid while the job lives.
+    """A random, unguessable URL to ``path`` (in the media store) valid while the job lives.
 
     It expires at ``min(job.expires_at, now + T_public_link_ttl)`` (``photochanger.deadlines``) and is
     released (410) when the job is finalized. Raises ``ServiceError(gone)`` if the job is already final.
@@ -52,17 +52,18 @@ def public_link_create(*, job_id: uuid.UUID, path: str, mime_type: str, size_byt
 class PublicMedia:
     path: str
     mime_type: str
+    size_bytes: int
 
 
 def public_media_get(*, media_id: str) -> PublicMedia:
     """The file behind a live public link; ``not_found`` for unknown ids, ``gone`` once expired."""
     link = (
         MediaObject.objects.filter(id=media_id[:64], kind=MediaKind.PUBLIC_LINK)
-        .only("path", "mime_type", "expires_at", "deleted_at")
+        .only("path", "mime_type", "size_bytes", "expires_at", "deleted_at")
         .first()
     )
     if link is None:
         raise ServiceError(FailureReason.NOT_FOUND)
     if link.deleted_at is not None or link.expires_at <= timezone.now():
         raise ServiceError(FailureReason.GONE, "This link has expired.")
-    return PublicMedia(path=link.path, mime_type=link.mime_type)
+    return PublicMedia(path=link.path, mime_type=link.mime_type, size_bytes=link.size_bytes)

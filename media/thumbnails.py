@@ -64,7 +64,7 @@ def _on_white(image: Image.Image) -> Image.Image:
 
 
 def thumbnail_store_from_file(*, job_id: uuid.UUID, kind: str, source_path: str) -> str:
-    """Make the thumbnail of the stored file ``source_path``; its path under MEDIA_ROOT, or "" if none.
+    """Make the thumbnail of the stored file ``source_path``; its name in the media store, or "" if none.
 
     Blocking (reads, decodes and writes files): call it in a thread.
     """

@@ -7,6 +7,7 @@ starts no process and creates no file or directory.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from photochanger.embedded_db import data_dir_from_environment, embedded_database_url
+from photochanger.storage_settings import media_storage_config, presigned_expiry_seconds
 
 # Lets admin/forms classes be subscripted (ModelAdmin[Slot]) at runtime, as django-stubs types them.
 django_stubs_ext.monkeypatch()
@@ -52,6 +54,18 @@ STATIC_URL = "/static/"
 SERVESTATIC_USE_FINDERS = DEBUG
 
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# --- Media store: Django's "default" storage; media.storage is the only code that touches it ------------
+# filesystem (MEDIA_ROOT here) or s3 (a bucket every machine shares); see photochanger.storage_settings.
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="filesystem")
+# Public result downloads answer 302 to a presigned URL of the bucket, valid this long (never past the
+# result's retention), instead of streaming through the web process.
+S3_PRESIGNED_DOWNLOADS = env.bool("S3_PRESIGNED_DOWNLOADS", default=False)
+S3_PRESIGNED_EXPIRY_SECONDS = presigned_expiry_seconds(os.environ)
+STORAGES = {
+    "default": media_storage_config(os.environ),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from jobs.admin_views import slot_test_run_status_view, slot_test_run_view
 from jobs.api import IngestView, LegacyIngestView, PublicResultView
+from jobs.share_views import share_download_view, share_image_view, share_missing_view, share_page_view
 from media.api import PublicMediaView
 from photochanger.health import HealthView, ReadinessView
 from stats.dashboard import dashboard_view
@@ -22,6 +23,12 @@ urlpatterns = [
     path("api/ingest/<str:slot_id>/", LegacyIngestView.as_view(), name="ingest-legacy-slash"),
     path("public/results/<str:job_id>", PublicResultView.as_view(), name="public-result"),
     path("public/media/<str:media_id>", PublicMediaView.as_view(), name="public-media"),
+    # The guest's share page of a result (jobs.share): the token is the only key.
+    path("s/<str:token>", share_page_view, name="share-page"),
+    path("s/<str:token>/image", share_image_view, name="share-image"),
+    path("s/<str:token>/download", share_download_view, name="share-download"),
+    # Anything else under /s/: the guest's "not found" page, never a listing of addresses.
+    re_path(r"^s(?:/.*)?$", share_missing_view),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("readyz", ReadinessView.as_view(), name="readyz"),

@@ -45,15 +45,16 @@ class StoredImage:
     """An image in the media store (the job's photo, a template), read only when and as an adapter needs it.
 
     Adapters stream it (``providers.bodies``), hand out a link to it (Turbotext) or decode it (local);
-    the methods block on the disk, so async code calls them in a thread.
+    the methods block on the disk or the network, so async code calls them in a thread.
     """
 
-    path: str  # under MEDIA_ROOT
+    path: str  # a name in the media store (media.storage)
     mime_type: str
     size_bytes: int
 
     def open(self) -> BinaryIO:
-        return storage.open_read(self.path)
+        """The file as a front-to-back stream (on S3, as it downloads); not seekable on S3."""
+        return storage.open_stream(self.path)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ProviderHooks(Protocol):
     """What an adapter may ask of the platform while it works on a job (implemented by the worker)."""
 
     async def public_link(self, *, path: str, mime_type: str, size_bytes: int) -> str:
-        """A temporary public URL to a file under MEDIA_ROOT, valid while the job lives."""
+        """A temporary public URL to a file in the media store, valid while the job lives."""
 
     async def record_reference(self, reference: str) -> None:
         """Store the provider's own id for the job (``provider_job_reference``)."""
@@ -84,9 +85,21 @@ class ProviderRequest:
     api_key: str = ""
     hooks: ProviderHooks | None = None
     attempts: int = 0
+    # No new attempt starts after this (default: ``deadline``). The worker sets it earlier than
+    # ``deadline`` when a call in flight may run on past the job's deadline for a late result, or when
+    # a fallback slot needs the rest of the window.
+    attempt_deadline: datetime | None = None
 
     def remaining(self) -> float:
+        """Seconds left for the call in flight (its timeout)."""
         return remaining_seconds(deadline=self.deadline, now=timezone.now())
+
+    def attempt_remaining(self) -> float:
+        """Seconds left to start another attempt."""
+        deadline = (
+            self.deadline if self.attempt_deadline is None else min(self.deadline, self.attempt_deadline)
+        )
+        return remaining_seconds(deadline=deadline, now=timezone.now())
 
 
 @dataclass(frozen=True)
@@ -167,7 +180,7 @@ async def with_retries(
     """
     last_error: ProviderError | None = None
     for number in range(1, max_attempts + 1):
-        if request.remaining() < MIN_ATTEMPT_SECONDS:
+        if request.attempt_remaining() < MIN_ATTEMPT_SECONDS:
             break
         request.attempts = number
         try:
@@ -188,7 +201,7 @@ async def with_retries(
         if number == max_attempts:
             raise ProviderError(f"gave up after {number} attempts: {last_error.message}", retryable=False)
         pause = min(max_backoff, base_backoff * 2 ** (number - 1)) * (0.5 + random.random() / 2)
-        if request.remaining() - pause < MIN_ATTEMPT_SECONDS:
+        if request.attempt_remaining() - pause < MIN_ATTEMPT_SECONDS:
             break  # another attempt could not finish in time
         await asyncio.sleep(pause)
     # Out of time while failures were still retryable: the job times out (the booth falls back).

@@ -12,7 +12,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import date_format
@@ -139,6 +139,7 @@ class SlotAdmin(admin.ModelAdmin[Slot]):
         (None, {"fields": ["id", "display_name", "is_active"]}),
         (_("Provider"), {"fields": ["provider", "operation"]}),
         (_("Limits"), {"fields": ["size_limit_mb"]}),
+        (_("Guests and failover"), {"fields": ["share_qr", "fallback_slot"]}),
         (_("Audit"), {"fields": ["version", "updated_at", "updated_by", "seen_version"]}),
     ]
     # The generated provider settings are shown after this fieldset (by its index above).
@@ -305,9 +306,14 @@ class TemplateMediaAdmin(admin.ModelAdmin[TemplateMedia]):
         thumbnail = services.template_thumbnail_path(template=template) if template else None
         if thumbnail is None:
             raise Http404
-        response = FileResponse(storage.open_read(thumbnail), content_type="image/png")
-        response["Cache-Control"] = "private, max-age=3600"
-        return response
+        try:
+            # A preview is a few KB: read whole (a FileResponse would be read whole under ASGI anyway).
+            data = storage.read(thumbnail)
+        except OSError:  # gone, or the media store is down: no preview, never a server error
+            raise Http404 from None
+        return HttpResponse(
+            data, content_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+        )
 
     def save_model(
         self, request: HttpRequest, obj: TemplateMedia, form: ModelForm[TemplateMedia], change: bool
@@ -331,6 +337,7 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
                 ]
             },
         ),
+        (_("Late results"), {"fields": ["keep_late_results", "late_result_grace_seconds"]}),
         (_("Ingest password"), {"fields": ["ingest_password_status", "new_ingest_password"]}),
         (_("Provider API keys"), {"fields": list(PROVIDER_KEY_FIELDS.values())}),
         (_("Provider caps"), {"fields": list(PROVIDER_CAP_FIELDS.values())}),
@@ -371,6 +378,8 @@ class StudioSettingsAdmin(admin.ModelAdmin[StudioSettings]):
                 public_link_ttl_seconds=form.cleaned_data["public_link_ttl_seconds"],
                 history_retention_days=form.cleaned_data["history_retention_days"],
                 provider_concurrency=form.provider_caps(),
+                keep_late_results=form.cleaned_data["keep_late_results"],
+                late_result_grace_seconds=form.cleaned_data["late_result_grace_seconds"],
             ),
             user=request.user,  # type: ignore[arg-type]
         )

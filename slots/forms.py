@@ -22,11 +22,20 @@ from providers.registry import get_provider
 from providers.schemas import operations_for, schema_for, schema_keys
 from providers.services import provider_key_status
 from slots import services
-from slots.models import Slot, SlotTemplateBinding, StudioSettings, TemplateMedia
+from slots.models import ShareQrCorner, Slot, SlotTemplateBinding, StudioSettings, TemplateMedia
 from slots.settings_form import ProviderSettingsForm, schema_text
 
 # What the slot form saves through slots.services.slot_update.
-SLOT_FIELDS = ["display_name", "provider", "operation", "settings", "size_limit_mb", "is_active"]
+SLOT_FIELDS = [
+    "display_name",
+    "provider",
+    "operation",
+    "settings",
+    "size_limit_mb",
+    "is_active",
+    "share_qr",
+    "fallback_slot",
+]
 
 
 def check_template_upload(upload: UploadedFile) -> None:
@@ -139,13 +148,26 @@ class SlotForm(forms.ModelForm[Slot]):
 
     class Meta:
         model = Slot
-        fields = ["display_name", "provider", "operation", "size_limit_mb", "is_active"]
+        fields = [
+            "display_name",
+            "provider",
+            "operation",
+            "size_limit_mb",
+            "is_active",
+            "share_qr",
+            "fallback_slot",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         instance = self.instance
         if instance.pk:
             self.fields["seen_version"].initial = instance.version
+        # Any other slot, active or not; a fallback's own fallback is never followed.
+        fallback_field = cast(forms.ModelChoiceField, self.fields["fallback_slot"])
+        fallback_field.queryset = Slot.objects.exclude(id=instance.pk)
+        self.fields["share_qr"].required = False  # not sent: off
+
         saved = (instance.provider, instance.operation or default_operation(instance.provider))
         if self.is_bound:
             chosen = (str(self.data.get("provider", "")), str(self.data.get("operation", "")))
@@ -167,6 +189,9 @@ class SlotForm(forms.ModelForm[Slot]):
                 current=instance.settings if (provider, operation) == saved else None,
             )
 
+    def clean_share_qr(self) -> str:
+        return str(self.cleaned_data.get("share_qr") or ShareQrCorner.OFF)
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         seen = cleaned.get("seen_version")
@@ -182,7 +207,15 @@ class SlotForm(forms.ModelForm[Slot]):
         if not settings_form.is_valid():
             self.add_error(None, _("Correct the provider settings below."))
             return cleaned
+        fallback = cleaned.get("fallback_slot")
+        if fallback is not None and fallback.pk != self.instance.pk:
+            for messages in services.fallback_slot_errors(fallback=fallback).values():
+                self.add_error("fallback_slot", messages)
         cleaned["settings"] = settings_form.settings_value()
+        if prompt_problems := services.slot_settings_problems(settings_value=cleaned["settings"]):
+            settings_form.add_problems(prompt_problems)
+            self.add_error(None, _("Correct the provider settings below."))
+            return cleaned
         if "is_active" in cleaned:
             candidate = Slot(
                 id=self.instance.pk,
@@ -286,6 +319,8 @@ class StudioSettingsForm(forms.ModelForm[StudioSettings]):
             "result_retention_hours",
             "public_link_ttl_seconds",
             "history_retention_days",
+            "keep_late_results",
+            "late_result_grace_seconds",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

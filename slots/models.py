@@ -20,6 +20,14 @@ def default_provider_concurrency() -> dict[str, int]:
     return dict(django_settings.PROVIDER_CONCURRENCY)
 
 
+class ShareQrCorner(models.TextChoices):
+    """Where a slot stamps the QR code of the guest's share page onto the returned image."""
+
+    OFF = "off", _("Off")
+    BOTTOM_RIGHT = "bottom-right", _("Bottom right")
+    BOTTOM_LEFT = "bottom-left", _("Bottom left")
+
+
 def static_slot_ids() -> list[str]:
     return [f"slot-{number:03d}" for number in range(1, SLOT_COUNT + 1)]
 
@@ -43,6 +51,31 @@ class Slot(models.Model):
         _("size limit, MB"),
         default=15,
         validators=[MinValueValidator(1), MaxValueValidator(SLOT_MAX_SIZE_LIMIT_MB)],
+    )
+    # A QR code of the result's share page (/s/<token>) stamped onto the returned image (jobs.share).
+    share_qr = models.CharField(
+        _("share QR code"),
+        max_length=16,
+        choices=ShareQrCorner.choices,
+        default=ShareQrCorner.OFF,
+        db_default=ShareQrCorner.OFF,
+        help_text=_(
+            "Print a small QR code of the guest's download page in this corner of the returned image."
+        ),
+    )
+    # Failover: when this slot's provider fails and time is left, the photo goes through that slot's
+    # provider and settings, once (jobs.worker); the fallback slot need not be active.
+    fallback_slot = models.ForeignKey(
+        "self",
+        verbose_name=_("fallback slot"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_(
+            "When this slot's provider fails and the booth's window still allows, the same photo goes "
+            "through that slot's provider and settings, once. It need not be active."
+        ),
     )
     version = models.PositiveIntegerField(_("version"), default=1, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -168,6 +201,22 @@ class StudioSettings(models.Model):
         help_text=_(
             "Final jobs and the processing log older than this are deleted, and their statistics with them."
         ),
+    )
+    # Late results (jobs.worker): after the booth's deadline the provider call in flight runs on this long,
+    # and its image is kept for download and the gallery (the job stays a timeout).
+    keep_late_results = models.BooleanField(
+        _("keep late results"),
+        default=True,
+        help_text=_(
+            "When the provider answers after the booth's window, keep the image for download and the "
+            "gallery (the booth has already printed the original)."
+        ),
+    )
+    late_result_grace_seconds = models.PositiveIntegerField(
+        _("late result grace, seconds"),
+        default=120,
+        validators=[MinValueValidator(1), MaxValueValidator(600)],
+        help_text=_("How long after the window a provider call may run on for a late result."),
     )
     # Provider calls in flight at once across every worker, per provider ({"gemini": 64, …}); a provider
     # missing here (local) has no cap. Read by the claim statement (jobs.services.jobs_claim) itself.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
@@ -25,9 +25,16 @@ class SlotContext:
     templates: list[dict[str, str]]
     sync_response_seconds: int
     ingest_password_hash: str
+    # Issue 12: the QR corner (slots.models.ShareQrCorner), the fallback slot's configuration ({} for
+    # none: slot_id, provider, operation, provider_settings, templates) and the late-result grace in
+    # seconds (0 when the studio does not keep late results).
+    share_qr: str = "off"
+    fallback: dict[str, Any] = field(default_factory=dict)
+    late_result_grace_seconds: int = 0
 
 
-# The hot path's one read of configuration: slot, bound templates (provider order) and studio settings.
+# The hot path's one read of configuration: slot, bound templates (provider order), studio settings, and
+# the fallback slot's configuration with its own templates (a slot never falls back to itself).
 _SLOT_CONTEXT_SQL = sql(
     """
 SELECT slot.{slot.id}, slot.{slot.is_active}, slot.{slot.provider}, slot.{slot.operation},
@@ -42,7 +49,24 @@ SELECT slot.{slot.id}, slot.{slot.is_active}, slot.{slot.provider}, slot.{slot.o
              FROM {binding} AS binding
              JOIN {media} AS template ON template.{media.id} = binding.{binding.template}
             WHERE binding.{binding.slot} = slot.{slot.id}
-       ), '[]'::json)
+       ), '[]'::json),
+       slot.{slot.share_qr},
+       CASE WHEN studio.{studio.keep_late_results} THEN studio.{studio.late_result_grace_seconds} ELSE 0 END,
+       (SELECT json_build_object('slot_id', fallback.{slot.id}, 'provider', fallback.{slot.provider},
+                                 'operation', fallback.{slot.operation},
+                                 'provider_settings', fallback.{slot.settings},
+                                 'templates', COALESCE((
+                                   SELECT json_agg(json_build_object('path', template.{media.file},
+                                                                     'mime_type', template.{media.mime_type},
+                                                                     'size_bytes', template.{media.size_bytes},
+                                                                     'role', binding.{binding.role}, 'name', template.{media.name})
+                                                   ORDER BY binding.{binding.position}, binding.{binding.id})
+                                     FROM {binding} AS binding
+                                     JOIN {media} AS template ON template.{media.id} = binding.{binding.template}
+                                    WHERE binding.{binding.slot} = fallback.{slot.id}
+                               ), '[]'::json))
+          FROM {slot} AS fallback
+         WHERE fallback.{slot.id} = slot.{slot.fallback_slot} AND fallback.{slot.id} <> slot.{slot.id})
   FROM {slot} AS slot
   LEFT JOIN {studio} AS studio ON studio.{studio.id} = 1
  WHERE slot.{slot.id} = %s
@@ -70,7 +94,7 @@ def slot_context_get(*, slot_id: str) -> SlotContext | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    settings_value, templates = row[4], row[8]
+    settings_value, templates, fallback = row[4], row[8], row[11]
     return SlotContext(
         slot_id=row[0],
         is_active=row[1],
@@ -81,6 +105,9 @@ def slot_context_get(*, slot_id: str) -> SlotContext | None:
         sync_response_seconds=row[6] or 48,
         ingest_password_hash=row[7] or "",
         templates=json.loads(templates) if isinstance(templates, str) else templates,
+        share_qr=row[9] or "off",
+        late_result_grace_seconds=row[10] or 0,
+        fallback=(json.loads(fallback) if isinstance(fallback, str) else fallback) or {},
     )
 
 

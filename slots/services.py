@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image
 
+from jobs.prompts import PROMPT_SETTING, prompt_problem
 from media import storage
 from providers.kinds import NETWORK_PROVIDER_KINDS
 from providers.registry import validate_slot_configuration
@@ -89,6 +89,8 @@ class StudioSettingsChange:
     history_retention_days: int | None = None
     # Caps to set, by provider; providers not named keep theirs.
     provider_concurrency: Mapping[str, int] | None = None
+    keep_late_results: bool | None = None
+    late_result_grace_seconds: int | None = None
 
 
 def studio_settings_update(*, change: StudioSettingsChange, user: User | None = None) -> StudioSettings:
@@ -111,6 +113,10 @@ def studio_settings_update(*, change: StudioSettingsChange, user: User | None = 
             studio.public_link_ttl_seconds = change.public_link_ttl_seconds
         if change.history_retention_days is not None:
             studio.history_retention_days = change.history_retention_days
+        if change.keep_late_results is not None:
+            studio.keep_late_results = change.keep_late_results
+        if change.late_result_grace_seconds is not None:
+            studio.late_result_grace_seconds = change.late_result_grace_seconds
         if change.provider_concurrency:
             caps = dict(studio.provider_concurrency or {})
             for provider, cap in change.provider_concurrency.items():
@@ -223,6 +229,43 @@ def slot_configuration_errors(*, slot: Slot, template_roles: Sequence[str]) -> d
     return errors
 
 
+def slot_settings_problems(*, settings_value: Mapping[str, Any]) -> dict[str, str]:
+    """Problems with the settings of any slot, active or not, by setting name: a prompt whose
+    ``{field}`` placeholders cannot be filled (an unbalanced brace; ``jobs.prompts``)."""
+    template = settings_value.get(PROMPT_SETTING)
+    if isinstance(template, str) and (position := prompt_problem(template)) is not None:
+        return {
+            PROMPT_SETTING: _(
+                "Unbalanced brace at character %(position)s: write {field} for a booth field and {{ or }} "
+                "for a literal brace."
+            )
+            % {"position": position + 1}
+        }
+    return {}
+
+
+def fallback_slot_errors(*, fallback: Slot) -> dict[str, list[str]]:
+    """A slot chosen as a fallback must be one its provider could serve (active or not)."""
+    candidate = Slot(
+        id=fallback.id,
+        provider=fallback.provider,
+        operation=fallback.operation,
+        settings=fallback.settings,
+        is_active=True,
+    )
+    roles = list(fallback.template_bindings.values_list("role", flat=True))
+    problems = slot_configuration_errors(slot=candidate, template_roles=roles)
+    if not problems:
+        return {}
+    detail = "; ".join(" ".join(messages) for messages in problems.values())
+    return {
+        "fallback_slot": [
+            _("%(slot)s cannot take photos as its configuration stands: %(problems)s")
+            % {"slot": fallback.id, "problems": detail}
+        ]
+    }
+
+
 def slot_version_lock(*, slot_id: str) -> int | None:
     """The slot's current version, its row locked until the surrounding transaction ends.
 
@@ -253,6 +296,12 @@ def slot_update(
     if template_roles is None:
         template_roles = list(slot.template_bindings.values_list("role", flat=True))
     errors = slot_configuration_errors(slot=slot, template_roles=template_roles)
+    for name, message in slot_settings_problems(settings_value=slot.settings or {}).items():
+        errors.setdefault("settings", []).append(f"{name}: {message}")
+    if slot.fallback_slot_id is not None and slot.fallback_slot_id == slot.id:
+        errors.setdefault("fallback_slot", []).append(_("A slot cannot be its own fallback."))
+    elif slot.fallback_slot_id is not None and "fallback_slot" in fields:
+        errors.update(fallback_slot_errors(fallback=Slot.objects.get(id=slot.fallback_slot_id)))
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -294,20 +343,25 @@ TEMPLATE_THUMBNAIL_SIDE = 240
 def template_thumbnail_path(*, template: TemplateMedia) -> str | None:
     """The template's preview for staff pages: a PNG at most 240 px a side, made once, on first use.
 
-    Returns its path under MEDIA_ROOT, or None when the file cannot be read as an image here (HEIC
-    without a decoder, a damaged file). Two requests making it at once both succeed (the first file wins).
+    Returns its name in the media store, or None when the file cannot be read as an image here (HEIC
+    without a decoder, a damaged file) or the store fails. Two requests making it at once both succeed (on the filesystem the
+    first file wins; on S3 the second writes the same bytes again).
     """
     relative = f"templates/thumbnails/{template.pk}.png"
-    if storage.absolute(relative).exists():
-        return relative
     try:
-        with Image.open(storage.absolute(str(template.file.name))) as image:
+        if storage.exists(relative):
+            return relative
+        with storage.open_read(str(template.file.name)) as source, Image.open(source) as image:
             image.thumbnail((TEMPLATE_THUMBNAIL_SIDE, TEMPLATE_THUMBNAIL_SIDE))
             preview = image if image.mode in {"RGB", "RGBA", "L", "LA"} else image.convert("RGBA")
             buffer = io.BytesIO()
             preview.save(buffer, "PNG")
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
-    with contextlib.suppress(FileExistsError):
+    try:
         storage.write_new(relative, buffer.getvalue())
+    except FileExistsError:
+        pass  # another request made it first
+    except OSError:
+        return None  # a full disk, the media store down: no preview now, another request tries again
     return relative

@@ -203,14 +203,14 @@ def test_cleanup_removes_old_files_no_row_keeps_and_leaves_recorded_recent_and_f
     twenty_minutes_ago = (now - timedelta(minutes=20)).timestamp()
     for path in kept + orphans:
         storage.write_new(path, b"bytes")
-        os.utime(storage.absolute(path), (twenty_minutes_ago, twenty_minutes_ago))
+        os.utime(media_root / path, (twenty_minutes_ago, twenty_minutes_ago))
     recent_orphan = f"results/{uuid.uuid4()}-cc.png"  # may still be recorded by a live job
     storage.write_new(recent_orphan, b"bytes")
 
     assert "orphan files removed=4" in run_cleanup("--dry-run")
-    assert all(storage.absolute(path).exists() for path in orphans), "dry run changes nothing"
+    assert all(storage.exists(path) for path in orphans), "dry run changes nothing"
 
     assert "orphan files removed=4" in run_cleanup()
-    assert [path for path in orphans if storage.absolute(path).exists()] == []
-    assert all(storage.absolute(path).exists() for path in [*kept, recent_orphan])
+    assert [path for path in orphans if storage.exists(path)] == []
+    assert all(storage.exists(path) for path in [*kept, recent_orphan])
     assert "orphan files removed=0" in run_cleanup()

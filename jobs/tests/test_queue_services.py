@@ -183,6 +183,7 @@ def test_claim_and_finalize_statements_reference_only_existing_columns():
                 "result_path": "", "result_mime_type": "", "result_size_bytes": None, "result_sha256": "",
                 "result_thumbnail_path": "", "input_thumbnail_path": "", "keep_input": False, "details": "{}",
                 "channel": "c", "created_channel": "c", "claimed_by": "w", "claim_count": 1, "buckets": [1.0, 2.0],
+                "share_token": "", "attempts": "[]", "answered_by": "",
             },
         ),
         (

@@ -12,6 +12,7 @@ from jobs.models import Job
 from jobs.tests.booth import booth_fields, booth_post, make_jpeg, multipart_body
 from providers.tests.fakes.gemini import PNG_BYTES
 from slots.models import Slot
+from slots.services import StudioSettingsChange, studio_settings_update
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,9 +124,11 @@ def test_retryable_failures_until_the_deadline_end_in_504(service, worker, gemin
     assert Job.objects.get(id=response.json()["job_id"]).state == "timeout"
 
 
-def test_slow_provider_is_cut_at_the_window_and_its_late_answer_ignored(
+def test_with_late_results_off_a_slow_provider_is_cut_at_the_window_and_its_late_answer_ignored(
     service, worker, gemini_slot, fake_gemini
 ):
+    # (With late results kept, the studio's default, the answer is kept: jobs/tests/test_late_results.py.)
+    studio_settings_update(change=StudioSettingsChange(keep_late_results=False))
     fake_gemini.delay = TEST_SYNC_SECONDS + 1.5
     started = time.monotonic()
     _, response = post_photo(service)

@@ -26,6 +26,7 @@ from providers.adapters.turbotext import result_host_refused
 from providers.base import ProviderError
 from providers.responses import ERROR_BODY_MAX_BYTES, send_bounded
 from providers.tests.pipeline import configure_slot, post_photo
+from slots.services import StudioSettingsChange, studio_settings_update
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,6 +85,9 @@ def module_worker(service: Service) -> Iterator[ServiceProcess]:
 @pytest.fixture
 def fakes(studio: Any, fake_gemini: Any, fake_openai: Any, fake_turbotext: Any) -> dict[str, Any]:
     set_provider_caps({"gemini": 1, "openai": 1, "turbotext": 1})
+    # Calls end with their job here: a late result kept (the studio's default) would let a hanging call
+    # run on for its grace and hold the provider's only place (jobs/tests/test_late_results.py).
+    studio_settings_update(change=StudioSettingsChange(keep_late_results=False))
     for provider, (operation, settings) in SETTINGS.items():
         configure_slot(SLOTS[provider], provider, operation, settings)
     return {"gemini": fake_gemini, "openai": fake_openai, "turbotext": fake_turbotext}

@@ -12,6 +12,7 @@ from jobs.models import Job
 from media.models import MediaObject
 from providers.tests.fakes.gemini import PNG_BYTES
 from providers.tests.pipeline import bind_template, configure_slot, post_photo
+from slots.services import StudioSettingsChange, studio_settings_update
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,9 +115,11 @@ def test_create_queue_transient_failures_are_retried(
     assert fake_turbotext.calls == 2
 
 
-def test_queue_that_never_finishes_ends_in_504_and_polling_stops(
+def test_with_late_results_off_a_queue_that_never_finishes_ends_in_504_and_polling_stops(
     service, worker, image2image_slot, fake_turbotext
 ):
+    # (With late results kept, the studio's default, polling goes on within the grace for a late result.)
+    studio_settings_update(change=StudioSettingsChange(keep_late_results=False))
     fake_turbotext.default_mode = "reconnect_forever"
     started = time.monotonic()
     _, response = post_photo(service, image2image_slot)

@@ -35,6 +35,8 @@ def slot_form(
         "provider": slot.provider,
         "operation": slot.operation or "sepia",
         "size_limit_mb": slot.size_limit_mb,
+        "share_qr": slot.share_qr,
+        "fallback_slot": slot.fallback_slot_id or "",
         "seen_version": slot.version,
         "template_bindings-TOTAL_FORMS": len(bindings),
         "template_bindings-INITIAL_FORMS": sum(1 for row in bindings if row.get("id")),

@@ -21,6 +21,8 @@ def settings_form(**values):
         "result_retention_hours": 72,
         "public_link_ttl_seconds": 60,
         "history_retention_days": 90,
+        "keep_late_results": "on",
+        "late_result_grace_seconds": 120,
         "provider_cap_gemini": 64,
         "provider_cap_openai": 32,
         "provider_cap_turbotext": 32,

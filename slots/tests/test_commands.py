@@ -128,3 +128,38 @@ def test_first_run_configures_slot_001_once():
     Slot.objects.filter(id="slot-001").update(operation="grayscale")
     call_command("first_run")
     assert Slot.objects.get(id="slot-001").operation == "grayscale"
+
+
+def test_configure_slot_sets_the_share_qr_corner_and_a_fallback_slot():
+    call_command("configure_slot", "slot-003", "--share-qr", "bottom-right", "--fallback-slot", "slot-009")
+    slot = Slot.objects.get(id="slot-003")
+    assert (slot.share_qr, slot.fallback_slot_id) == ("bottom-right", "slot-009")
+    call_command("configure_slot", "slot-003", "--share-qr", "off", "--fallback-slot", "none")
+    slot = Slot.objects.get(id="slot-003")
+    assert (slot.share_qr, slot.fallback_slot_id) == ("off", None)
+
+
+def test_configure_slot_refuses_an_unknown_corner_an_unknown_fallback_and_itself_as_fallback():
+    with pytest.raises(CommandError):
+        call_command("configure_slot", "slot-003", "--share-qr", "top-left")
+    with pytest.raises(CommandError, match="slot-099"):
+        call_command("configure_slot", "slot-003", "--fallback-slot", "slot-099")
+    with pytest.raises(CommandError, match=r"^fallback_slot: "):
+        call_command("configure_slot", "slot-003", "--fallback-slot", "slot-003")
+    assert Slot.objects.get(id="slot-003").fallback_slot_id is None
+
+
+def test_configure_settings_switches_late_results_and_their_grace():
+    call_command("configure_settings", "--keep-late-results", "off", "--late-result-grace-seconds", "30")
+    studio = StudioSettings.objects.get()
+    assert (studio.keep_late_results, studio.late_result_grace_seconds) == (False, 30)
+    with pytest.raises(CommandError, match="late_result_grace_seconds"):
+        call_command("configure_settings", "--late-result-grace-seconds", "0")
+
+
+def test_configure_slot_refuses_a_fallback_slot_that_could_not_take_photos():
+    call_command(
+        "configure_slot", "slot-010", "--provider", "gemini", "--operation", "image_edit", "--settings", "{}"
+    )
+    with pytest.raises(CommandError, match=r"^fallback_slot: slot-010 "):
+        call_command("configure_slot", "slot-003", "--fallback-slot", "slot-010")

@@ -318,6 +318,8 @@ def settings_post(**values):
         "result_retention_hours": 72,
         "public_link_ttl_seconds": 60,
         "history_retention_days": 90,
+        "keep_late_results": "on",
+        "late_result_grace_seconds": 120,
         "provider_cap_gemini": 64,
         "provider_cap_openai": 32,
         "provider_cap_turbotext": 32,
@@ -378,3 +380,31 @@ def test_the_slot_page_shows_its_recent_results_with_download_links_and_expired_
     assert f'href="/public/results/{kept.id}"' in text, "a kept result can be downloaded"
     assert f'href="/public/results/{gone.id}"' not in text, "an expired one cannot"
     assert "Срок хранения истёк: результат удалён" in text
+
+
+def test_the_slot_page_saves_the_share_qr_corner_and_the_fallback_slot(admin_client):
+    response = admin_client.post(
+        slot_url("slot-011"),
+        slot_form(
+            "slot-011", provider="local", operation="sepia", share_qr="bottom-left", fallback_slot="slot-012"
+        ),
+    )
+    assert response.status_code == 302
+    slot = Slot.objects.get(id="slot-011")
+    assert (slot.share_qr, slot.fallback_slot_id) == ("bottom-left", "slot-012")
+    page = admin_client.get(slot_url("slot-011")).content.decode()
+    assert "QR-код страницы гостя" in page and "Резервный слот" in page
+    assert '<option value="slot-011"' not in page, "a slot is not offered as its own fallback"
+
+
+def test_a_prompt_with_an_unbalanced_brace_is_a_russian_error_on_the_prompt_field(admin_client):
+    response = admin_client.post(
+        slot_url("slot-012"),
+        slot_form(
+            "slot-012", provider="gemini", operation="image_edit", settings={"prompt": "Portrait of {name"}
+        ),
+    )
+    assert response.status_code == 200
+    settings_form = response.context["adminform"].form.settings_forms["gemini.image_edit"]
+    assert settings_form.errors["prompt"][0].startswith("Непарная фигурная скобка в символе 13")
+    assert Slot.objects.get(id="slot-012").version == 1

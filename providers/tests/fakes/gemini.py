@@ -429,6 +429,9 @@ class FakeServer(ABC):
         self.body_framings: list[tuple[str, int]] = []
         # Requests that reached "another host" (ELSEWHERE_HOST): method, path and headers.
         self.elsewhere: list[dict[str, Any]] = []
+        # The PNG answered in "image" mode instead of the 64×64 one (e.g. a photo-sized result to carry
+        # a QR code); reset() goes back to the small one.
+        self.result_png: bytes | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping: asyncio.Event | None = None
@@ -473,6 +476,7 @@ class FakeServer(ABC):
             self.requests = []
             self.body_framings = []
             self.elsewhere = []
+            self.result_png = None
             self.max_inflight = self.inflight
             self.delay = self._initial_delay
             self._default_mode = self._initial_mode
@@ -851,7 +855,7 @@ class FakeGemini(FakeServer):
                     "modelVersion": model,
                     "responseId": f"fake-{number}",
                 }
-            image = base64.b64encode(BAD_IMAGES[mode]).decode() if mode in BAD_IMAGES else PNG_B64
+            image = base64.b64encode(BAD_IMAGES.get(mode) or self.result_png or PNG_BYTES).decode()
             answer = {
                 "candidates": [
                     {

@@ -81,9 +81,9 @@ _IMAGE_INPUT_TOKENS = 388
 _OUTPUT_TOKENS: dict[str, tuple[int, int]] = {"low": (272, 408), "medium": (1056, 1584), "high": (4160, 6240)}
 
 
-def _convert(fmt: str) -> bytes:
+def _convert(fmt: str, png: bytes = PNG_BYTES) -> bytes:
     out = io.BytesIO()
-    Image.open(io.BytesIO(PNG_BYTES)).convert("RGB").save(out, format=fmt, quality=85)
+    Image.open(io.BytesIO(png)).convert("RGB").save(out, format=fmt, quality=85)
     return out.getvalue()
 
 
@@ -496,6 +496,9 @@ class FakeOpenAI(FakeServer):
             if mode in _ERROR_MODES:
                 return _ERROR_MODES[mode].response()
             answer = _success(inspection.fields, inspection.images)
+            if self.result_png is not None:
+                converted = _convert(answer["output_format"].upper(), self.result_png)
+                answer["data"] = [{"b64_json": base64.b64encode(converted).decode()}]
             if mode in BAD_IMAGES:
                 answer["data"] = [{"b64_json": base64.b64encode(BAD_IMAGES[mode]).decode()}]
             if mode in MISBEHAVIOURS:

@@ -252,7 +252,8 @@ class FakeTurbotext(FakeServer):
         elif mode == "huge_result" and not head_only:
             await _write_endless_png()
         else:
-            await _write_raw(200, "image/png", BAD_IMAGES.get(mode, PNG_BYTES), head_only)
+            image = BAD_IMAGES.get(mode) or self.result_png or PNG_BYTES
+            await _write_raw(200, "image/png", image, head_only)
 
     # ----------------------------------------------------------------- create_queue
 

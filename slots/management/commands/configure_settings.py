@@ -27,6 +27,14 @@ class Command(BaseCommand):
         parser.add_argument("--result-retention-hours", type=int)
         parser.add_argument("--public-link-ttl-seconds", type=int)
         parser.add_argument(
+            "--keep-late-results",
+            choices=["on", "off"],
+            help="keep a provider's image that arrives after the window (download, gallery)",
+        )
+        parser.add_argument(
+            "--late-result-grace-seconds", type=int, help="how long a call may run on past the window"
+        )
+        parser.add_argument(
             "--provider-key",
             action="append",
             default=[],
@@ -62,6 +70,10 @@ class Command(BaseCommand):
                     result_retention_hours=options["result_retention_hours"],
                     public_link_ttl_seconds=options["public_link_ttl_seconds"],
                     provider_concurrency=caps,
+                    keep_late_results=None
+                    if options["keep_late_results"] is None
+                    else options["keep_late_results"] == "on",
+                    late_result_grace_seconds=options["late_result_grace_seconds"],
                 )
             )
             if options["ingest_password"] is not None:
@@ -78,7 +90,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"sync window {studio.sync_response_seconds} s, result retention {studio.result_retention_hours} h, "
             f"public link TTL {studio.public_link_ttl_seconds} s, ingest password {password_state}, "
-            f"provider caps {caps_state or 'none'}"
+            f"provider caps {caps_state or 'none'}, late results "
+            f"{f'kept {studio.late_result_grace_seconds} s' if studio.keep_late_results else 'not kept'}"
         )
 
     def parse_provider_caps(self, items: list[str]) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""``manage.py configure_slot <slot_id> --provider P [--operation O] [--settings JSON] [--active|--inactive]``
+"""``manage.py configure_slot <slot_id> --provider P [--operation O] [--settings JSON] [--active|--inactive]
+[--share-qr off|bottom-right|bottom-left] [--fallback-slot slot-009|none]``
 
 Scripted slot set-up for ops and tests, validated exactly as the admin validates
 (``slots.services.slot_update``, against the templates bound now).
@@ -14,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from providers.kinds import ProviderKind
 from slots import services
-from slots.models import Slot
+from slots.models import ShareQrCorner, Slot
 
 
 class Command(BaseCommand):
@@ -39,6 +40,17 @@ class Command(BaseCommand):
         )
         parser.add_argument("--display-name")
         parser.add_argument("--size-limit-mb", type=int)
+        parser.add_argument(
+            "--share-qr",
+            choices=ShareQrCorner.values,
+            help="stamp the QR code of the guest's share page onto this corner of returned images",
+        )
+        parser.add_argument(
+            "--fallback-slot",
+            metavar="SLOT_ID",
+            help="the slot whose provider and settings take the photo when this slot's provider fails "
+            "with time left ('none' removes it)",
+        )
         state = parser.add_mutually_exclusive_group()
         state.add_argument("--active", dest="active", action="store_true", default=None)
         state.add_argument("--inactive", dest="active", action="store_false")
@@ -65,14 +77,28 @@ class Command(BaseCommand):
             fields["size_limit_mb"] = options["size_limit_mb"]
         if options["active"] is not None:
             fields["is_active"] = options["active"]
+        if options["share_qr"] is not None:
+            fields["share_qr"] = options["share_qr"]
+        if options["fallback_slot"] is not None:
+            fields["fallback_slot"] = _fallback_slot(options["fallback_slot"])
         try:
             slot = services.slot_update(slot=slot, fields=fields)
         except ValidationError as error:
             raise CommandError(_format_validation_error(error)) from error
         state = "active" if slot.is_active else "inactive"
         self.stdout.write(
-            f"{slot.id}: provider={slot.provider} operation={slot.operation or '-'} {state} (version {slot.version})"
+            f"{slot.id}: provider={slot.provider} operation={slot.operation or '-'} {state} "
+            f"share_qr={slot.share_qr} fallback={slot.fallback_slot_id or '-'} (version {slot.version})"
         )
+
+
+def _fallback_slot(slot_id: str) -> Slot | None:
+    if slot_id.lower() in {"none", ""}:
+        return None
+    fallback = Slot.objects.filter(id=slot_id).first()
+    if fallback is None:
+        raise CommandError(f"No slot {slot_id!r} for --fallback-slot; slots are slot-001 … slot-015.")
+    return fallback
 
 
 def _format_validation_error(error: ValidationError) -> str:
