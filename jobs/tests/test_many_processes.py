@@ -1,5 +1,5 @@
-"""Several machines' worth of processes on one database and one media store: two web processes, three
-workers.
+"""Several machines' worth of processes on one database and one media store (the filesystem, then an S3
+bucket): two web processes, three workers.
 
 Every process here runs with the idle poll of the workers and the held requests' re-check set to an
 hour, so a booth is answered in time only when the NOTIFYs cross processes: the web process that took
@@ -19,7 +19,7 @@ import httpx
 import pytest
 from django.db import connection
 
-from conftest import INGEST_PASSWORD, Service, ServiceProcess, free_port, wait_until
+from conftest import INGEST_PASSWORD, MEDIA_STORES, Service, ServiceProcess, free_port, wait_until
 from jobs.models import Job
 from jobs.tests.booth import BoothResponse, booth_fields, booth_post, make_jpeg, multipart_body
 from media.models import MediaObject
@@ -34,15 +34,13 @@ WORKER_CONCURRENCY = 3
 SLOTS = ["slot-001", "slot-002", "slot-003"]
 
 
-@pytest.fixture(params=["filesystem"])
+@pytest.fixture(params=MEDIA_STORES)
 def media_store_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    """What selects the media store for every process of the farm.
-
-    "filesystem": the service's MEDIA_ROOT (one directory all processes share). Another store is one
-    more param returning its environment (e.g. MEDIA_STORAGE=s3 and the S3_* variables of a local S3
-    server); the tests below only go through the service's URLs, so they hold for any store.
-    """
-    assert request.param == "filesystem"
+    """What selects the media store for every process of the farm: the service's MEDIA_ROOT (one
+    directory all processes share), or one bucket on a local S3 server (moto). The tests only go through
+    the service's URLs and the database, so they hold for either store."""
+    if request.param == "s3":
+        return dict(request.getfixturevalue("s3_environment"))
     return {}
 
 
