@@ -31,7 +31,14 @@ FAKE_PORT = 9911
 
 
 class Stack:
-    def __init__(self, worker_concurrency: int | None, workers: int, *, default_caps: bool = False) -> None:
+    def __init__(
+        self,
+        worker_concurrency: int | None,
+        workers: int,
+        *,
+        default_caps: bool = False,
+        web_processes: int = 1,
+    ) -> None:
         # Production-like: DEBUG off (no query recording), a real secret, warnings only in logs.
         self.env = {
             **os.environ,
@@ -49,6 +56,7 @@ class Stack:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.worker_concurrency = worker_concurrency
         self.workers = workers
+        self.web_processes = web_processes
         self.logs = BASE_DIR / "var" / "bench" / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -88,7 +96,9 @@ class Stack:
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "wb")
-        process = subprocess.Popen(command, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
+        # Each process's connections show under its own name in pg_stat_activity (ConnectionSampler).
+        env = {"DATABASE_APPLICATION_NAME": f"bench-{name}", **self.env}  # unless the caller named it
+        process = subprocess.Popen(command, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT)
         self.processes[name] = process
         return process
 
@@ -99,7 +109,8 @@ class Stack:
         )
         self.start("web", [python, "-m", "uvicorn", "photochanger.asgi:application", "--host", "127.0.0.1",
                            "--port", str(WEB_PORT), "--loop", "uvloop", "--http", "httptools",
-                           "--no-access-log", "--lifespan", "off", "--backlog", "4096"])  # fmt: skip
+                           "--no-access-log", "--lifespan", "off", "--backlog", "4096",
+                           *(["--workers", str(self.web_processes)] if self.web_processes > 1 else [])])  # fmt: skip
         concurrency = (
             [] if self.worker_concurrency is None else ["--concurrency", str(self.worker_concurrency)]
         )
@@ -131,11 +142,14 @@ class Stack:
 
 
 class ConnectionSampler:
-    """Peak number of server connections (pg_stat_activity client backends) while a scenario runs."""
+    """Peak number of server connections (pg_stat_activity client backends) while a scenario runs, in
+    total and per kind of connection (``bench-web``, ``bench-web-listen``, ``bench-worker0``, …: with
+    several web processes, ``bench-web`` counts all of them)."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.peak = 0
+        self.peak_by_name: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -147,10 +161,13 @@ class ConnectionSampler:
             host=db.socket_dir, port=db.port, user=db.user, dbname=db.name, autocommit=True
         ) as conn:
             while not self._stop.is_set():
-                row = conn.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                ).fetchone()
-                self.peak = max(self.peak, int(row[0]) if row else 0)
+                rows = conn.execute(
+                    "SELECT application_name, count(*) FROM pg_stat_activity"
+                    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() GROUP BY 1"
+                ).fetchall()
+                self.peak = max(self.peak, sum(int(count) for _, count in rows))
+                for name, count in rows:
+                    self.peak_by_name[name] = max(self.peak_by_name.get(name, 0), int(count))
                 time.sleep(0.1)
 
     def __enter__(self) -> ConnectionSampler:
@@ -172,6 +189,7 @@ def load(stack: Stack, *args: str) -> dict[str, object]:
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     figures = json.loads(result.stdout)
     figures["pg_connections_peak"] = sampler.peak
+    figures["pg_connections_peak_by_name"] = dict(sorted(sampler.peak_by_name.items()))
     return figures
 
 
@@ -196,6 +214,10 @@ def main() -> None:
         help="what a new install runs: run_worker's default concurrency and the default provider caps",
     )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--web-processes", type=int, default=1,
+        help="uvicorn --workers N on the one port (server CPU figures then count only uvicorn's supervisor)",
+    )  # fmt: skip
     parser.add_argument("--holds", type=int, default=1000)
     parser.add_argument(
         "--slow-clients", type=int, default=300, help="connections trickling at 1 byte/s (slow)"
@@ -205,11 +227,16 @@ def main() -> None:
     scenarios = set(options.only.split(","))
 
     concurrency = None if options.defaults else options.worker_concurrency
-    stack = Stack(worker_concurrency=concurrency, workers=options.workers, default_caps=options.defaults)
+    stack = Stack(
+        worker_concurrency=concurrency,
+        workers=options.workers,
+        default_caps=options.defaults,
+        web_processes=options.web_processes,
+    )
     stack.setup_database()
     stack.up()
     print(f"photo: {options.photo} ({Path(options.photo).stat().st_size} bytes); web pid {stack.processes['web'].pid}; "
-          f"{options.workers} worker(s) × concurrency {concurrency or 'default'}; "
+          f"{options.web_processes} web process(es); {options.workers} worker(s) × concurrency {concurrency or 'default'}; "
           f"caps {stack.env['PROVIDER_CONCURRENCY']}")  # fmt: skip
     try:
         if options.serve:
@@ -238,12 +265,14 @@ def main() -> None:
                 figures = load(stack, "conc", "--photo", options.photo, "--clients", str(clients), "--slots", "15",
                                "--duration", str(options.duration), "--delay", "1.0", "--tag", f"conc{clients}")  # fmt: skip
                 print_figures(f"(b) {clients} clients on 15 slots, provider delay 1 s, {options.duration:.0f} s", figures,
-                              ["ok_per_s", "codes_all", "latency_ok_ms", "n_5xx", "conn_errors", "pg_connections_peak"])  # fmt: skip
+                              ["ok_per_s", "codes_all", "latency_ok_ms", "n_5xx", "conn_errors", "pg_connections_peak",
+                               "pg_connections_peak_by_name"])  # fmt: skip
         if "ceiling" in scenarios:
             figures = load(stack, "conc", "--photo", options.photo, "--clients", "15", "--slots", "15",
                            "--duration", str(min(options.duration, 20)), "--delay", "0", "--tag", "ceiling")  # fmt: skip
             print_figures("(c) ceiling: 15 clients, provider delay 0", figures,
-                          ["all_resp_per_s", "ok_per_s", "codes_all", "latency_ok_ms", "procs", "pg_connections_peak"])  # fmt: skip
+                          ["all_resp_per_s", "ok_per_s", "codes_all", "latency_ok_ms", "procs", "pg_connections_peak",
+                           "pg_connections_peak_by_name"])  # fmt: skip
         if "holds" in scenarios:
             httpx.post(f"http://127.0.0.1:{FAKE_PORT}/__delay?s=5")
             command = [sys.executable, str(BASE_DIR / "bench" / "holds.py"), "--port", str(WEB_PORT),

@@ -164,7 +164,7 @@ class SoakStack(Stack):
         connections.close_all()
 
     def up_soak(self, options: argparse.Namespace, record: Path) -> None:
-        from photochanger.launcher import _child_commands  # exactly what scripts/run starts
+        from photochanger.launcher import web_command, worker_command  # exactly what scripts/run starts
 
         python = sys.executable
         self.start(
@@ -189,10 +189,10 @@ class SoakStack(Stack):
         )
         for index, port in enumerate(self.web_ports, start=1):
             self.env["DATABASE_APPLICATION_NAME"] = f"photochanger-web-{index}"
-            self.start(f"web-{index}", _child_commands(port, "127.0.0.1")["web"])
+            self.start(f"web-{index}", web_command(port, "127.0.0.1"))
         for index in range(1, self.workers + 1):
             self.env["DATABASE_APPLICATION_NAME"] = f"photochanger-worker-{index}"
-            self.start(f"worker-{index}", _child_commands(0, "127.0.0.1")["worker"])
+            self.start(f"worker-{index}", worker_command())
         self.env.pop("DATABASE_APPLICATION_NAME")
         # Up = every web process is ready (/readyz) and every worker holds its LISTEN connection (a web
         # process opens its own at the first held request).

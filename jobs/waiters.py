@@ -2,8 +2,9 @@
 
 One LISTEN connection per web process (psycopg async) receives ``photochanger_job_finished`` with the
 job id and wakes that request's future. The row stays the only source of truth: a woken request re-reads
-it. Once a second, one query re-checks every waiting job (covering a lost notification or a LISTEN
-connection that is down), so waiting costs no connection per request and no polling per request.
+it. Once a second (``INGEST_WAITER_RECHECK_SECONDS``), one query re-checks every waiting job (covering a
+lost notification or a LISTEN connection that is down), so waiting costs no connection per request and
+no polling per request.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import contextlib
 import logging
 import uuid
 
+from django.conf import settings
+
 from jobs.models import Job
 from jobs.services import CHANNEL_JOB_FINISHED
 from jobs.states import FINAL_STATES
@@ -20,16 +23,15 @@ from photochanger.db import db_housekeeping_call, listen_forever
 
 logger = logging.getLogger(__name__)
 
-RECHECK_SECONDS = 1.0
-
 
 def _final_among(job_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     return list(Job.objects.filter(id__in=job_ids, state__in=list(FINAL_STATES)).values_list("id", flat=True))
 
 
 class JobWaiters:
-    def __init__(self, recheck_seconds: float = RECHECK_SECONDS) -> None:
-        self.recheck_seconds = recheck_seconds
+    def __init__(self, recheck_seconds: float | None = None) -> None:
+        # None: INGEST_WAITER_RECHECK_SECONDS, read when the re-check starts (not at import).
+        self._recheck_seconds = recheck_seconds
         self._futures: dict[uuid.UUID, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._recheck_task: asyncio.Task[None] | None = None
@@ -79,6 +81,12 @@ class JobWaiters:
     def _wake_payload(self, payload: str) -> None:
         with contextlib.suppress(ValueError):
             self._wake(uuid.UUID(payload))
+
+    @property
+    def recheck_seconds(self) -> float:
+        if self._recheck_seconds is not None:
+            return self._recheck_seconds
+        return float(settings.INGEST_WAITER_RECHECK_SECONDS)
 
     async def _recheck_forever(self) -> None:
         while True:

@@ -15,7 +15,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
@@ -139,18 +139,49 @@ async def _call_in(executor: ThreadPoolExecutor, call: Callable[[], R]) -> R:
     return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
-def connection_kwargs() -> dict[str, Any]:
-    """psycopg connection arguments for the default database (for LISTEN connections)."""
+def connection_kwargs(purpose: str = "listen") -> dict[str, Any]:
+    """psycopg arguments for a session connection of its own: LISTEN, and session advisory locks.
+
+    ``LISTEN_DATABASE_URL`` when it is set (straight to PostgreSQL while ``DATABASE_URL`` goes through a
+    transaction-pooling PgBouncer, which cannot keep a LISTEN or a session lock on one server
+    connection), otherwise the default database.
+    """
     db = settings.DATABASES["default"]
+    application_name = db.get("OPTIONS", {}).get("application_name", "photochanger") + f"-{purpose}"
+    if settings.LISTEN_DATABASE_URL:
+        # libpq reads the URL itself (postgres://user:password@host:port/name, ?host=/socket/dir, …).
+        return {"conninfo": settings.LISTEN_DATABASE_URL, "application_name": application_name}
     kwargs: dict[str, Any] = {
         "dbname": db["NAME"],
         "user": db.get("USER") or None,
         "password": db.get("PASSWORD") or None,
         "host": db.get("HOST") or None,
         "port": db.get("PORT") or None,
-        "application_name": db.get("OPTIONS", {}).get("application_name", "photochanger") + "-listen",
+        "application_name": application_name,
     }
     return {key: value for key, value in kwargs.items() if value is not None}
+
+
+@contextlib.contextmanager
+def session_advisory_lock(key: int) -> Iterator[bool]:
+    """Try PostgreSQL's session advisory lock ``key`` for the ``with`` block; yields whether we got it.
+
+    Taken on a connection of its own (``connection_kwargs``: straight to PostgreSQL when
+    ``LISTEN_DATABASE_URL`` is set), never on Django's: through a transaction-pooling PgBouncer the
+    unlock could reach another server connection than the lock, which would then stay held. Closing the
+    connection (also when the process dies) releases it.
+    """
+    import psycopg
+
+    with psycopg.connect(autocommit=True, **connection_kwargs("lock")) as lock_connection:
+        row = lock_connection.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+        acquired = bool(row and row[0])
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with contextlib.suppress(psycopg.Error):
+                    lock_connection.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
 async def listen_forever(

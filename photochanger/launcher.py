@@ -2,12 +2,21 @@
 
 Starts (or reuses) the embedded PostgreSQL server when ``DATABASE_URL`` is not set and hands its URL to
 the children, migrates, runs first-time bootstrap (admin + ingest password, printed once), then runs the
-web server (uvicorn) and the queue worker as child processes. SIGINT/SIGTERM stop the children, then the
-embedded server (unless another process still holds it).
+web server (uvicorn) and the queue workers as child processes:
+
+- ``WEB_PROCESSES`` (default 1) web processes: one uvicorn on ``PORT`` with ``--workers N`` when N > 1
+  (uvicorn's own supervisor shares the one listening socket and restarts a web process that dies), so
+  booths and the reverse proxy keep one address;
+- ``WORKER_PROCESSES`` (default 1) ``run_worker`` processes.
+
+Either may be 0 (a machine that only serves, or only works the queue). If any child exits on its own,
+the others are stopped too. SIGINT/SIGTERM stop the children, then the embedded server (unless another
+process still holds it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,33 +28,62 @@ from types import FrameType
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _child_commands(port: int, host: str) -> dict[str, list[str]]:
-    python = sys.executable
-    return {
-        "web": [
-            python,
-            "-m",
-            "uvicorn",
-            "photochanger.asgi:application",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--no-access-log",
-            "--lifespan",
-            "off",
-            "--timeout-graceful-shutdown",
-            "65",
-        ],
-        "worker": [python, str(BASE_DIR / "manage.py"), "run_worker"],
-    }
+def _process_count(name: str) -> int:
+    text = os.environ.get(name, "1").strip() or "1"
+    if not text.isdigit():
+        raise SystemExit(f"{name} must be a whole number of processes (0 or more), got {text!r}.")
+    return int(text)
+
+
+def web_command(port: int, host: str, processes: int = 1) -> list[str]:
+    """The web server as ``scripts/run`` starts it: one uvicorn, ``--workers N`` when N > 1."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "photochanger.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--lifespan",
+        "off",
+        "--timeout-graceful-shutdown",
+        "65",
+        *(["--workers", str(processes)] if processes > 1 else []),
+    ]
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, str(BASE_DIR / "manage.py"), "run_worker"]
+
+
+def _child_commands(port: int, host: str, web_processes: int, worker_processes: int) -> dict[str, list[str]]:
+    commands = {"web": web_command(port, host, web_processes)} if web_processes else {}
+    for number in range(1, worker_processes + 1):
+        commands[f"worker-{number}"] = worker_command()
+    return commands
+
+
+def _kill_descendants(pid: int) -> None:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        for descendant in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                descendant.kill()
 
 
 def main() -> int:
+    web_processes = _process_count("WEB_PROCESSES")
+    worker_processes = _process_count("WORKER_PROCESSES")
+    if web_processes + worker_processes == 0:
+        raise SystemExit("WEB_PROCESSES and WORKER_PROCESSES are both 0: nothing to run.")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "photochanger.settings")
     # Ingest URLs shown to staff (and links given to providers) point at this server unless told otherwise.
     os.environ.setdefault(
@@ -77,10 +115,14 @@ def main() -> int:
     connections.close_all()
 
     children: dict[str, subprocess.Popen[bytes]] = {}
-    for name, command in _child_commands(port, host).items():
+    for name, command in _child_commands(port, host, web_processes, worker_processes).items():
         child_env["DATABASE_APPLICATION_NAME"] = f"photochanger-{name}"
         children[name] = subprocess.Popen(command, env=dict(child_env), cwd=BASE_DIR)
-    print(f"PhotoChanger is up: admin at http://{host}:{port}/admin/ — Ctrl-C stops it.", flush=True)
+    print(
+        f"PhotoChanger is up: {web_processes} web and {worker_processes} worker process(es); "
+        f"admin at http://{host}:{port}/admin/ — Ctrl-C stops it.",
+        flush=True,
+    )
 
     stopping = {"signals": 0}
 
@@ -89,6 +131,9 @@ def main() -> int:
         sig = signal.SIGTERM if stopping["signals"] == 1 else signal.SIGKILL
         for child in children.values():
             if child.poll() is None:
+                if sig == signal.SIGKILL:
+                    # uvicorn's own web processes would outlive their killed supervisor.
+                    _kill_descendants(child.pid)
                 child.send_signal(sig)
 
     signal.signal(signal.SIGINT, on_signal)

@@ -177,6 +177,15 @@ _database["OPTIONS"] = _options
 _database["CONN_MAX_AGE"] = 0
 _database.setdefault("TEST", {})
 DATABASES = {"default": _database}
+# PgBouncer in transaction mode: DATABASE_URL goes through it, LISTEN_DATABASE_URL straight to PostgreSQL
+# for what needs one server session (LISTEN, session advisory locks; photochanger.db.connection_kwargs).
+# Through the pooler no statement may rely on the session: no named prepared statements, no server-side
+# binding, no server-side cursors (Django's .iterator() outside a transaction).
+LISTEN_DATABASE_URL = env.str("LISTEN_DATABASE_URL", default="")
+if LISTEN_DATABASE_URL:
+    _options["server_side_binding"] = env.bool("DATABASE_SERVER_SIDE_BINDING", default=False)
+    _options["prepare_threshold"] = None
+    _database["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-axes first: it refuses a locked-out client before any password is checked.
@@ -274,6 +283,8 @@ INGEST_BODY_MEMORY_BUDGET_BYTES = env.int("INGEST_BODY_MEMORY_BUDGET_BYTES", def
 INGEST_MAX_PIXELS = env.int("INGEST_MAX_PIXELS", default=50_000_000)
 # A web process refuses new ingests with 503 beyond this many held requests.
 INGEST_MAX_HELD_REQUESTS = env.int("INGEST_MAX_HELD_REQUESTS", default=2000)
+# Held requests are woken by NOTIFY; this often one query re-checks them all (a lost NOTIFY).
+INGEST_WAITER_RECHECK_SECONDS = env.float("INGEST_WAITER_RECHECK_SECONDS", default=1.0)
 # New wrong ingest passwords within the window before 429: from one client, and from all clients
 # together (then only clients with a recently accepted photo get in). Repeating a known-wrong password
 # (a booth left on an old one) costs nothing and does not count.

@@ -13,10 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
 from django.utils import timezone
 
 from jobs.history import jobs_prune
+from photochanger.db import session_advisory_lock
 from slots.services import studio_settings_get
 from stats.services import log_entries_prune
 
@@ -45,18 +45,13 @@ class Command(BaseCommand):
         else:
             age = timedelta(days=studio_settings_get().history_retention_days)
         before = timezone.now() - age
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-            if not cursor.fetchone()[0]:
+        dry_run = options["dry_run"]
+        with session_advisory_lock(ADVISORY_LOCK_KEY) as acquired:
+            if not acquired:
                 self.stdout.write("prune_history: another run is going on; nothing done")
                 return
-        try:
-            dry_run = options["dry_run"]
             jobs, files = jobs_prune(before=before, dry_run=dry_run)
             log_rows = log_entries_prune(before=before, dry_run=dry_run)
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
         prefix = "(dry run) " if dry_run else ""
         self.stdout.write(
             f"{prefix}prune_history: before {before:%Y-%m-%d %H:%M} UTC: jobs removed={jobs} "
