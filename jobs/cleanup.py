@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -20,6 +19,7 @@ from jobs.services import jobs_recover_stale
 from jobs.states import FINAL_STATES, LIVE_STATES
 from media import storage
 from media.models import MediaObject
+from photochanger.db import session_advisory_lock
 from slots.services import studio_settings_get
 
 ADVISORY_LOCK_KEY = 0x50484F544F  # "PHOTO"
@@ -57,54 +57,53 @@ class CleanupReport:
 
 def cleanup_run(*, dry_run: bool = False, orphan_min_age: timedelta = ORPHAN_FILE_MIN_AGE) -> CleanupReport:
     report = CleanupReport()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
-        if not cursor.fetchone()[0]:
+    # The lock lives on a connection of its own (straight to PostgreSQL behind PgBouncer), not on
+    # Django's: through a transaction pooler the unlock could reach another server connection.
+    with session_advisory_lock(ADVISORY_LOCK_KEY) as acquired:
+        if not acquired:
             report.skipped_locked = True
             return report
-    try:
-        now = timezone.now()
-        if dry_run:
-            report.timed_out_jobs = Job.objects.filter(
-                state__in=list(LIVE_STATES), expires_at__lte=now
-            ).count()
-            report.media_rows_expired = _expired_media(now).count()
-            report.results_removed = _expired_results(now).count()
-            report.thumbnails_removed = (
-                _expired_results(now).exclude(result_thumbnail_path="").count()
-                + _expired_input_thumbnails(now).count()
-            )
-            report.orphan_files_removed = len(orphan_files(older_than=now - orphan_min_age))
-            return report
-        for media_id, path, owns_file in _expired_media(now).values_list("id", "path", "owns_file"):
-            if MediaObject.objects.filter(id=media_id, deleted_at__isnull=True).update(deleted_at=now):
-                report.media_rows_expired += 1
-                if owns_file and storage.delete(path):
-                    report.media_files_removed += 1
-        # After the media pass, so inputs of overdue jobs are counted above, not removed silently here.
-        report.requeued_jobs, report.timed_out_jobs = jobs_recover_stale(batch=10_000)
-        expired = _expired_results(now).values_list("id", "result_path", "result_thumbnail_path")
-        for job_id, path, thumbnail_path in expired:
-            # The result's thumbnail goes with it: the gallery then shows the result as expired.
-            if Job.objects.filter(id=job_id, result_deleted_at__isnull=True).update(
-                result_deleted_at=now, result_thumbnail_path=""
-            ):
-                storage.delete(path)
-                report.results_removed += 1
-                if storage.delete(thumbnail_path):
-                    report.thumbnails_removed += 1
-        for job_id, path in _expired_input_thumbnails(now).values_list("id", "input_thumbnail_path"):
-            if Job.objects.filter(id=job_id, input_thumbnail_path=path).update(input_thumbnail_path=""):
-                if storage.delete(path):
-                    report.thumbnails_removed += 1
-        # Last: every file released above is gone already and not counted twice.
-        for path in orphan_files(older_than=now - orphan_min_age):
+        _cleanup(report, dry_run=dry_run, orphan_min_age=orphan_min_age)
+    return report
+
+
+def _cleanup(report: CleanupReport, *, dry_run: bool, orphan_min_age: timedelta) -> None:
+    now = timezone.now()
+    if dry_run:
+        report.timed_out_jobs = Job.objects.filter(state__in=list(LIVE_STATES), expires_at__lte=now).count()
+        report.media_rows_expired = _expired_media(now).count()
+        report.results_removed = _expired_results(now).count()
+        report.thumbnails_removed = (
+            _expired_results(now).exclude(result_thumbnail_path="").count()
+            + _expired_input_thumbnails(now).count()
+        )
+        report.orphan_files_removed = len(orphan_files(older_than=now - orphan_min_age))
+        return
+    for media_id, path, owns_file in _expired_media(now).values_list("id", "path", "owns_file"):
+        if MediaObject.objects.filter(id=media_id, deleted_at__isnull=True).update(deleted_at=now):
+            report.media_rows_expired += 1
+            if owns_file and storage.delete(path):
+                report.media_files_removed += 1
+    # After the media pass, so inputs of overdue jobs are counted above, not removed silently here.
+    report.requeued_jobs, report.timed_out_jobs = jobs_recover_stale(batch=10_000)
+    expired = _expired_results(now).values_list("id", "result_path", "result_thumbnail_path")
+    for job_id, path, thumbnail_path in expired:
+        # The result's thumbnail goes with it: the gallery then shows the result as expired.
+        if Job.objects.filter(id=job_id, result_deleted_at__isnull=True).update(
+            result_deleted_at=now, result_thumbnail_path=""
+        ):
+            storage.delete(path)
+            report.results_removed += 1
+            if storage.delete(thumbnail_path):
+                report.thumbnails_removed += 1
+    for job_id, path in _expired_input_thumbnails(now).values_list("id", "input_thumbnail_path"):
+        if Job.objects.filter(id=job_id, input_thumbnail_path=path).update(input_thumbnail_path=""):
             if storage.delete(path):
-                report.orphan_files_removed += 1
-        return report
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+                report.thumbnails_removed += 1
+    # Last: every file released above is gone already and not counted twice.
+    for path in orphan_files(older_than=now - orphan_min_age):
+        if storage.delete(path):
+            report.orphan_files_removed += 1
 
 
 def _expired_media(now: datetime) -> QuerySet[MediaObject]:

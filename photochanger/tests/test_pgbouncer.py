@@ -161,9 +161,9 @@ def busy_pool(url: str, clients: int = 4) -> Iterator[None]:
     assert errors == []
 
 
-# "cleanup" belongs here as soon as jobs/cleanup.py takes its lock with photochanger.db.session_advisory_lock:
-# on Django's connection, as now, its second run through a busy PgBouncer finds the lock left behind.
-@pytest.mark.parametrize("command", ["prune_history"])
+# Both cron commands take their lock with photochanger.db.session_advisory_lock; on Django's connection
+# a second run through a busy PgBouncer would find the lock left behind on another server connection.
+@pytest.mark.parametrize("command", ["cleanup", "prune_history"])
 def test_behind_a_busy_pgbouncer_a_cron_command_runs_again_and_again_without_leaving_its_lock_behind(
     studio: Any, pgbouncer_url: str, command: str
 ) -> None:
