@@ -9,9 +9,11 @@ web server (uvicorn) and the queue workers as child processes:
   booths and the reverse proxy keep one address;
 - ``WORKER_PROCESSES`` (default 1) ``run_worker`` processes.
 
-Either may be 0 (a machine that only serves, or only works the queue). If any child exits on its own,
-the others are stopped too. SIGINT/SIGTERM stop the children, then the embedded server (unless another
-process still holds it).
+Either may be 0 (a machine that only serves, or only works the queue). A child that exits on its own
+(killed, out of memory, crashed) is started again a second later, so an event goes on without anyone at
+the keyboard; one that exits ``CRASH_LOOP_EXITS`` times within ``CRASH_LOOP_SECONDS`` is not being helped
+by that (a bad setting, a database refusing it), and everything stops with exit status 1.
+SIGINT/SIGTERM stop the children, then the embedded server (unless another process still holds it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from pathlib import Path
 from types import FrameType
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+RESTART_DELAY_SECONDS = 1.0
+CRASH_LOOP_EXITS = 5
+CRASH_LOOP_SECONDS = 60.0
 
 
 def _process_count(name: str) -> int:
@@ -114,10 +119,16 @@ def main() -> int:
 
     connections.close_all()
 
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    for name, command in _child_commands(port, host, web_processes, worker_processes).items():
-        child_env["DATABASE_APPLICATION_NAME"] = f"photochanger-{name}"
-        children[name] = subprocess.Popen(command, env=dict(child_env), cwd=BASE_DIR)
+    commands = _child_commands(port, host, web_processes, worker_processes)
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            commands[name],
+            env={**child_env, "DATABASE_APPLICATION_NAME": f"photochanger-{name}"},
+            cwd=BASE_DIR,
+        )
+
+    children: dict[str, subprocess.Popen[bytes]] = {name: start(name) for name in commands}
     print(
         f"PhotoChanger is up: {web_processes} web and {worker_processes} worker process(es); "
         f"admin at http://{host}:{port}/admin/ — Ctrl-C stops it.",
@@ -140,15 +151,36 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     exit_code = 0
+    exits: dict[str, list[float]] = {name: [] for name in children}  # when each child exited on its own
+    restart_at: dict[str, float] = {}
     while True:
         exited = {name: child.poll() for name, child in children.items()}
-        if all(code is not None for code in exited.values()):
+        if all(code is not None for code in exited.values()) and (stopping["signals"] or not restart_at):
             break
-        if not stopping["signals"] and any(code is not None for code in exited.values()):
-            failed = [name for name, code in exited.items() if code is not None]
-            print(f"{', '.join(failed)} exited; stopping the rest.", file=sys.stderr, flush=True)
-            exit_code = 1
-            on_signal(signal.SIGTERM, None)
+        now = time.monotonic()
+        if not stopping["signals"]:
+            for name, code in exited.items():
+                if code is None or name in restart_at:
+                    continue
+                recent = [moment for moment in exits[name] if now - moment < CRASH_LOOP_SECONDS] + [now]
+                exits[name] = recent
+                if len(recent) >= CRASH_LOOP_EXITS:
+                    print(
+                        f"{name} exited {len(recent)} times within {CRASH_LOOP_SECONDS:.0f} s (last exit status "
+                        f"{code}); stopping the rest.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    exit_code = 1
+                    restart_at.clear()
+                    on_signal(signal.SIGTERM, None)
+                    break
+                print(f"{name} exited with status {code}; starting it again.", file=sys.stderr, flush=True)
+                restart_at[name] = now + RESTART_DELAY_SECONDS
+            for name, moment in list(restart_at.items()):
+                if moment <= now and not stopping["signals"]:
+                    del restart_at[name]
+                    children[name] = start(name)
         time.sleep(0.2)
 
     release_embedded_postgres()

@@ -17,6 +17,7 @@ import pytest
 from conftest import BASE_DIR, INGEST_PASSWORD, child_environment, database_url, free_port, wait_until
 from jobs.models import WorkerHeartbeat
 from jobs.tests.booth import booth_fields, booth_post, make_jpeg, multipart_body
+from photochanger.launcher import CRASH_LOOP_EXITS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,23 +139,67 @@ def test_scripts_run_with_two_web_and_two_worker_processes_starts_them_all_and_s
     assert WorkerHeartbeat.objects.count() == 0, "both workers stopped cleanly (each removes its heartbeat)"
 
 
-def test_a_dead_web_process_is_replaced_and_a_dead_worker_takes_scripts_run_down_with_everything(
-    run: Run,
-) -> None:
-    killed_web = sorted(run.web_pids)[0]
-    psutil.Process(killed_web).kill()
+def worker_pids_seen(run: Run) -> list[int]:
+    """Every run_worker process scripts/run started, in the order they started."""
+    return [int(pid) for pid in WORKER_STARTED.findall(run.log.read_text())]
+
+
+def test_a_dead_web_process_and_a_dead_worker_are_started_again_and_scripts_run_carries_on(run: Run) -> None:
+    psutil.Process(sorted(run.web_pids)[0]).kill()
     wait_for(
         lambda: len(run.web_pids_seen()) == 3,
         timeout=60,
         what="uvicorn started a new web process",
         log=run.log,
     )
-    assert run.process.poll() is None, "scripts/run carries on with the replacement"
-
     psutil.Process(sorted(run.worker_pids)[0]).kill()
+    wait_for(lambda: len(worker_pids_seen(run)) == 3, timeout=60, what="a new worker process", log=run.log)
+
+    assert run.process.poll() is None, "scripts/run carries on"
+    assert re.search(r"worker-\d exited with status -9; starting it again\.", run.log.read_text())
+    replacement = worker_pids_seen(run)[-1]
+
+    def replacement_beats() -> bool:
+        names = WorkerHeartbeat.objects.values_list("name", flat=True)
+        return replacement in {int(name.split(":")[1]) for name in names}
+
+    wait_for(replacement_beats, timeout=30, what="a heartbeat from the new worker", log=run.log)
+    photo = make_jpeg(160, 120)
+    answer = booth_post(
+        run.port, "/ingest/slot-001", multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
+    )
+    assert answer.status == 200, answer.body[:300]
+
+    new_pids = (run.web_pids_seen() - run.web_pids) | (set(worker_pids_seen(run)) - run.worker_pids)
+    run.descendants += [psutil.Process(pid) for pid in new_pids if psutil.pid_exists(pid)]
+    run.process.send_signal(signal.SIGTERM)
+    assert run.process.wait(timeout=90) == 0
+    assert run.still_running() == [], "the replacements stop with scripts/run too"
+
+
+def test_a_worker_that_keeps_dying_takes_scripts_run_down_with_everything(run: Run) -> None:
+    killed: list[int] = []
+    victim = worker_pids_seen(run)[0]
+    for _ in range(CRASH_LOOP_EXITS):
+        run.descendants.append(psutil.Process(victim))
+        psutil.Process(victim).kill()
+        killed.append(victim)
+        if len(killed) == CRASH_LOOP_EXITS:
+            break
+        # The same worker's replacement: the newest worker process to start.
+        wait_for(
+            lambda: len(worker_pids_seen(run)) == 2 + len(killed),
+            timeout=60,
+            what="the killed worker started again",
+            log=run.log,
+        )
+        victim = worker_pids_seen(run)[-1]
 
     assert run.process.wait(timeout=90) == 1
-    assert re.search(r"worker-\d exited; stopping the rest\.", run.log.read_text())
+    assert re.search(
+        rf"worker-\d exited {CRASH_LOOP_EXITS} times within \d+ s .*; stopping the rest\.",
+        run.log.read_text(),
+    )
     run.descendants += [
         psutil.Process(pid) for pid in run.web_pids_seen() - run.web_pids if psutil.pid_exists(pid)
     ]
