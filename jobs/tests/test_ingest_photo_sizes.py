@@ -14,7 +14,7 @@ import uuid
 import pytest
 from PIL import Image
 
-from conftest import INGEST_PASSWORD
+from conftest import INGEST_PASSWORD, wait_until
 from jobs.models import Job
 from jobs.tests.booth import (
     booth_fields,
@@ -84,7 +84,10 @@ def test_photos_of_every_size_a_booth_sends_come_back_processed(service, worker,
         "content_type": "image/jpeg",
         "size_bytes": len(photo),
     }
-    assert list((service.media_root / "inputs").glob("*")) == [], "the input is gone once the job is final"
+    # Released by the worker right after the finalize (or once the staff preview of it is recorded).
+    assert wait_until(lambda: not list((service.media_root / "inputs").glob(f"{job.id}*")), 10), (
+        "the input is gone once the job is final"
+    )
 
 
 def _assert_refused(service, response, status, reason, words):
