@@ -147,8 +147,8 @@ if "host" in _options:
 if "port" in _options:
     _database["PORT"] = _options.pop("port")
 _options.setdefault("application_name", env.str("DATABASE_APPLICATION_NAME", default="photochanger"))
-# Server-side parameters let psycopg prepare statements it runs repeatedly: the hot-path statements
-# are planned once per connection instead of on every photo.
+# Server-side parameter binding (psycopg's own cursor: values travel apart from the SQL text). Nothing is
+# prepared either way: Django leaves psycopg's prepare_threshold at None unless OPTIONS sets it.
 _options.setdefault("server_side_binding", env.bool("DATABASE_SERVER_SIDE_BINDING", default=True))
 # See "reconnect_timeout" below: bounds how long after a database outage the pool may still be waiting.
 POOL_RECONNECT_SECONDS = 2.0
