@@ -4,11 +4,9 @@ both attempts and which one answered. With no time left there is no fallback cal
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from conftest import INGEST_PASSWORD, TEST_SYNC_SECONDS
+from conftest import INGEST_PASSWORD, TEST_SYNC_SECONDS, wait_until
 from jobs.models import Job
 from jobs.tests.booth import booth_fields, booth_post, make_jpeg, multipart_body
 from jobs.tests.test_test_run_browser import grayscale
@@ -41,15 +39,6 @@ def post(service, slot_id="slot-001"):
     return booth_post(
         service.port, f"/ingest/{slot_id}", multipart_body(booth_fields(photo, INGEST_PASSWORD), photo=photo)
     )
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_gemini_failing_with_400_is_answered_by_the_fallback_slots_local_provider_in_time(
@@ -96,7 +85,7 @@ def test_with_no_time_left_the_booth_gets_504_without_a_fallback_call(
     job = Job.objects.get(id=response.json()["job_id"])
     assert job.state == "timeout"
     # The worker records the attempt once the deadline has passed, just after the waiter's timeout.
-    assert wait_for(lambda: Job.objects.get(id=job.id).attempts != [])
+    assert wait_until(lambda: Job.objects.get(id=job.id).attempts != [], 10.0)
     job.refresh_from_db()
     assert [(attempt["slot_id"], attempt["outcome"]) for attempt in job.attempts] == [("slot-001", "timeout")]
     assert job.answered_by == ""

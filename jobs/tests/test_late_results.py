@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from conftest import INGEST_PASSWORD, TEST_SYNC_SECONDS
+from conftest import INGEST_PASSWORD, TEST_SYNC_SECONDS, wait_until
 from jobs.late_results import open_calls_release_stale
 from jobs.models import Job
 from jobs.services import jobs_claim
@@ -41,15 +41,6 @@ def post(service, slot_id="slot-001"):
     )
 
 
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_provider_slower_than_the_window_gives_504_then_the_late_image_downloadable_and_in_the_gallery(
     service, worker, gemini_slot, fake_gemini, admin_client
 ):
@@ -61,7 +52,7 @@ def test_a_provider_slower_than_the_window_gives_504_then_the_late_image_downloa
     job = Job.objects.get(id=job_id)
     assert job.state == "timeout" and job.late_result_at is None
     # Marked by the worker at the deadline, the moment the waiter answers the booth.
-    marked = wait_for(lambda: Job.objects.get(id=job_id).open_call_provider == "gemini", 3)
+    marked = wait_until(lambda: Job.objects.get(id=job_id).open_call_provider == "gemini", 3)
     assert marked, "the call running on holds its place under the cap"
 
     not_yet = httpx.get(f"{service.base_url}/public/results/{job_id}")
@@ -69,7 +60,7 @@ def test_a_provider_slower_than_the_window_gives_504_then_the_late_image_downloa
     assert not_yet.json()["failure_reason"] == "not_found"
     assert "not ready yet" in not_yet.json()["message"]
 
-    assert wait_for(lambda: Job.objects.get(id=job_id).late_result_at is not None)
+    assert wait_until(lambda: Job.objects.get(id=job_id).late_result_at is not None, 15.0)
     job = Job.objects.get(id=job_id)
     assert job.state == "timeout", "still a timeout for the booth and the statistics"
     assert job.open_call_provider == "", "the cap place is given back when the call ends"
@@ -152,9 +143,9 @@ def test_a_call_that_never_answers_is_cut_at_the_end_of_the_grace_and_gives_its_
     response = post(service)
     assert response.status == 504
     job_id = response.json()["job_id"]
-    assert wait_for(lambda: Job.objects.get(id=job_id).open_call_provider == "gemini", 3)
-    assert wait_for(lambda: Job.objects.get(id=job_id).open_call_provider == "", timeout=10)
+    assert wait_until(lambda: Job.objects.get(id=job_id).open_call_provider == "gemini", 3)
+    assert wait_until(lambda: Job.objects.get(id=job_id).open_call_provider == "", timeout=10)
     job = Job.objects.get(id=job_id)
     assert (job.state, job.result_path, job.late_result_at) == ("timeout", "", None)
     assert [attempt["outcome"] for attempt in job.attempts] == ["timeout"]
-    assert wait_for(lambda: fake_gemini.inflight == 0, 5), "the connection to the provider is closed"
+    assert wait_until(lambda: fake_gemini.inflight == 0, 5), "the connection to the provider is closed"

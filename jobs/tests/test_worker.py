@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from conftest import INGEST_PASSWORD
+from conftest import INGEST_PASSWORD, wait_until
 from jobs.models import Job
 from jobs.tests.booth import booth_fields, booth_post, make_jpeg, multipart_body
 from slots.models import Slot
@@ -40,15 +40,6 @@ def post(service, slot_id="slot-001"):
     )
 
 
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_worker_killed_mid_job_does_not_lose_the_job(service, gemini_slots, fake_gemini, settings):
     settings.SYNC_RESPONSE_MIN_SECONDS = 1
     studio_settings_update(change=StudioSettingsChange(sync_response_seconds=15))
@@ -57,8 +48,8 @@ def test_worker_killed_mid_job_does_not_lose_the_job(service, gemini_slots, fake
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(response=post(service)))
     thread.start()
-    assert wait_for(lambda: Job.objects.filter(state="processing").exists())
-    assert wait_for(lambda: fake_gemini.calls == 1)
+    assert wait_until(lambda: Job.objects.filter(state="processing").exists(), 10.0)
+    assert wait_until(lambda: fake_gemini.calls == 1, 10.0)
     doomed.signal(signal.SIGKILL)
     doomed.process.wait(timeout=10)
 
@@ -97,7 +88,7 @@ def test_sigterm_drains_in_flight_jobs_then_exits(service, gemini_slots, fake_ge
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(response=post(service)))
     thread.start()
-    assert wait_for(lambda: fake_gemini.calls == 1)
+    assert wait_until(lambda: fake_gemini.calls == 1, 10.0)
     worker.signal(signal.SIGTERM)
     # While draining it claims nothing new.
     late: dict[str, Any] = {}
@@ -125,7 +116,7 @@ def test_second_signal_exits_at_once(service, gemini_slots, fake_gemini, setting
     worker = service.start_worker()
     thread = threading.Thread(target=lambda: post(service))
     thread.start()
-    assert wait_for(lambda: fake_gemini.calls == 1)
+    assert wait_until(lambda: fake_gemini.calls == 1, 10.0)
     worker.signal(signal.SIGTERM)
     time.sleep(0.3)
     assert worker.process.poll() is None, "still draining after the first signal"

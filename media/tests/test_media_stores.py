@@ -16,7 +16,7 @@ import pytest
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.utils import timezone
 
-from conftest import S3_TEST_BUCKET, free_port
+from conftest import S3_TEST_BUCKET, free_port, wait_until
 from jobs.cleanup import cleanup_run
 from jobs.history import jobs_prune
 from jobs.models import Job
@@ -54,15 +54,6 @@ def where_stored(path: str, s3_environment: dict[str, str], media_root) -> set[s
     if client.list_objects_v2(Bucket=S3_TEST_BUCKET, Prefix=path).get("KeyCount"):
         places.add("s3")
     return places
-
-
-def wait_for(condition, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 # --- the store itself, in this process -------------------------------------------------------------------
@@ -158,8 +149,10 @@ def test_a_booth_photo_goes_through_the_store_and_only_its_result_and_thumbnails
     assert where_stored(job.result_path, s3_environment, service_media_root) == {media_store}
     input_row = MediaObject.objects.get(job=job, kind="input")
     assert input_row.size_bytes == len(photo)
-    assert wait_for(lambda: not storage.exists(input_row.path)), "the input is deleted once the job is final"
-    assert wait_for(lambda: Job.objects.filter(id=job.id).exclude(result_thumbnail_path="").exists())
+    assert wait_until(lambda: not storage.exists(input_row.path), 10.0), (
+        "the input is deleted once the job is final"
+    )
+    assert wait_until(lambda: Job.objects.filter(id=job.id).exclude(result_thumbnail_path="").exists(), 10.0)
     job.refresh_from_db()
     assert storage.read(job.result_thumbnail_path)[:3] == b"\xff\xd8\xff"
     assert storage.read(job.input_thumbnail_path)[:3] == b"\xff\xd8\xff"
