@@ -11,6 +11,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -85,7 +87,9 @@ def _cleanup(report: CleanupReport, *, dry_run: bool, orphan_min_age: timedelta)
             if owns_file and storage.delete(path):
                 report.media_files_removed += 1
     # After the media pass, so inputs of overdue jobs are counted above, not removed silently here.
-    report.requeued_jobs, report.timed_out_jobs = jobs_recover_stale(batch=10_000)
+    report.requeued_jobs, report.timed_out_jobs = jobs_recover_stale(
+        batch=10_000, requeue=_server_up_for_a_while()
+    )
     expired = _expired_results(now).values_list("id", "result_path", "result_thumbnail_path")
     for job_id, path, thumbnail_path in expired:
         # The result's thumbnail goes with it: the gallery then shows the result as expired.
@@ -104,6 +108,24 @@ def _cleanup(report: CleanupReport, *, dry_run: bool, orphan_min_age: timedelta)
     for path in orphan_files(older_than=now - orphan_min_age):
         if storage.delete(path):
             report.orphan_files_removed += 1
+
+
+def _server_up_for_a_while() -> bool:
+    """Whether PostgreSQL has been up for longer than two worker leases.
+
+    Just after the server restarted, every live worker's leases have lapsed (nobody could renew them
+    while it was down) and the workers are only now renewing them. Requeueing lapsed leases then would
+    send jobs still in a live worker's hands to the provider a second time; the workers themselves
+    requeue dead workers' jobs once they have renewed their own (``Worker._may_requeue_others``). Past
+    deadlines are timed out either way.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT now() - pg_postmaster_start_time() > make_interval(secs => %s)",
+            [2 * settings.WORKER_LEASE_SECONDS],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def _expired_media(now: datetime) -> QuerySet[MediaObject]:
