@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, Protocol, cast
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import Storage, storages
+from django.core.files.storage import FileSystemStorage, Storage, storages
 from storages.backends.s3 import S3Storage
 
 from media.images import extension_for
@@ -90,11 +90,8 @@ def checked(relative_path: str) -> str:
 
 
 def _local_path(backend: Storage, name: str) -> str | None:
-    """The file's path on this machine, or None for a remote store (Django: ``path()`` is local-only)."""
-    try:
-        return backend.path(name)
-    except NotImplementedError:
-        return None
+    """The file's path on this machine, or None for a remote store (only the filesystem store has one)."""
+    return backend.path(name) if isinstance(backend, FileSystemStorage) else None
 
 
 def input_path(job_id: uuid.UUID, mime_type: str) -> str:

@@ -50,3 +50,19 @@ def slot_form(
     chosen = settings if settings is not None else slot.settings
     form.update(settings_fields(form["provider"], form["operation"], chosen))
     return {name: value for name, value in form.items() if value is not False}
+
+
+def studio_settings_form(**values: Any) -> dict[str, Any]:
+    """The Studio settings page's form with a new install's values; ``values`` override fields."""
+    form: dict[str, Any] = {
+        "sync_response_seconds": 48,
+        "result_retention_hours": 72,
+        "public_link_ttl_seconds": 60,
+        "history_retention_days": 90,
+        "keep_late_results": "on",
+        "late_result_grace_seconds": 120,
+        "provider_cap_gemini": 64,
+        "provider_cap_openai": 32,
+        "provider_cap_turbotext": 32,
+    }
+    return {**form, **values}

@@ -8,26 +8,11 @@ from django.utils.html import escape
 from jobs.tests.booth import make_png
 from slots import services
 from slots.models import Slot, SlotTemplateBinding, TemplateMedia
-from slots.tests.slot_page import slot_form
+from slots.tests.slot_page import slot_form, studio_settings_form
 
 pytestmark = pytest.mark.django_db
 
 SETTINGS_URL = reverse("admin:slots_studiosettings_change", args=[1])
-
-
-def settings_form(**values):
-    form = {
-        "sync_response_seconds": 48,
-        "result_retention_hours": 72,
-        "public_link_ttl_seconds": 60,
-        "history_retention_days": 90,
-        "keep_late_results": "on",
-        "late_result_grace_seconds": 120,
-        "provider_cap_gemini": 64,
-        "provider_cap_openai": 32,
-        "provider_cap_turbotext": 32,
-    }
-    return {**form, **values}
 
 
 @pytest.mark.parametrize("seconds", [44, 61])
@@ -35,7 +20,7 @@ def test_an_out_of_range_sync_window_is_a_field_error_and_nothing_is_saved(admin
     settings.SYNC_RESPONSE_MIN_SECONDS = 45
     services.studio_settings_get()
     response = admin_client.post(
-        SETTINGS_URL, settings_form(sync_response_seconds=seconds, result_retention_hours=24)
+        SETTINGS_URL, studio_settings_form(sync_response_seconds=seconds, result_retention_hours=24)
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["sync_response_seconds"] == [
@@ -56,7 +41,8 @@ def test_settings_page_shows_each_provider_cap_in_russian_and_saves_them(admin_c
     assert "Наибольшее число одновременных вызовов этого провайдера по всем обработчикам" in text
 
     response = admin_client.post(
-        SETTINGS_URL, settings_form(provider_cap_gemini=100, provider_cap_openai=8, provider_cap_turbotext=1)
+        SETTINGS_URL,
+        studio_settings_form(provider_cap_gemini=100, provider_cap_openai=8, provider_cap_turbotext=1),
     )
     assert response.status_code == 302
     studio = services.studio_settings_get()
@@ -67,7 +53,8 @@ def test_settings_page_shows_each_provider_cap_in_russian_and_saves_them(admin_c
 def test_an_out_of_range_provider_cap_is_a_field_error_and_nothing_is_saved(admin_client):
     before = services.studio_settings_get().provider_concurrency
     response = admin_client.post(
-        SETTINGS_URL, settings_form(provider_cap_gemini=0, provider_cap_openai=1001, sync_response_seconds=50)
+        SETTINGS_URL,
+        studio_settings_form(provider_cap_gemini=0, provider_cap_openai=1001, sync_response_seconds=50),
     )
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors

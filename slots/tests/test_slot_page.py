@@ -18,7 +18,7 @@ from providers.schemas import schema_keys
 from providers.services import provider_key_get, provider_key_set
 from slots import services
 from slots.models import Slot, TemplateMedia
-from slots.tests.slot_page import slot_form
+from slots.tests.slot_page import slot_form, studio_settings_form
 
 pytestmark = pytest.mark.django_db
 
@@ -312,26 +312,11 @@ def test_the_settings_page_says_when_each_key_was_updated_and_never_shows_it(adm
     assert "AIza-stored-key" not in page.content.decode()
 
 
-def settings_post(**values):
-    form = {
-        "sync_response_seconds": 48,
-        "result_retention_hours": 72,
-        "public_link_ttl_seconds": 60,
-        "history_retention_days": 90,
-        "keep_late_results": "on",
-        "late_result_grace_seconds": 120,
-        "provider_cap_gemini": 64,
-        "provider_cap_openai": 32,
-        "provider_cap_turbotext": 32,
-    }
-    return {**form, **values}
-
-
 def test_a_stored_key_is_cleared_from_the_settings_page_and_others_are_kept(admin_client, settings):
     settings.GEMINI_API_KEY = settings.TURBOTEXT_API_KEY = ""
     provider_key_set(provider="gemini", api_key="AIza-to-clear")
     provider_key_set(provider="turbotext", api_key="tt-to-keep")
-    response = admin_client.post(SETTINGS_URL, settings_post(clear_api_key_gemini="on"))
+    response = admin_client.post(SETTINGS_URL, studio_settings_form(clear_api_key_gemini="on"))
     assert response.status_code == 302
     assert provider_key_get(provider="gemini") == ""
     assert provider_key_get(provider="turbotext") == "tt-to-keep"
@@ -341,7 +326,7 @@ def test_a_new_key_and_clear_together_is_an_error_and_nothing_changes(admin_clie
     provider_key_set(provider="openai", api_key="sk-old")
     response = admin_client.post(
         SETTINGS_URL,
-        settings_post(api_key_openai="sk-new", clear_api_key_openai="on", result_retention_hours=5),
+        studio_settings_form(api_key_openai="sk-new", clear_api_key_openai="on", result_retention_hours=5),
     )
     assert response.status_code == 200
     assert "clear_api_key_openai" in response.context["adminform"].form.errors
@@ -350,7 +335,7 @@ def test_a_new_key_and_clear_together_is_an_error_and_nothing_changes(admin_clie
 
 
 def test_a_key_is_stored_with_who_set_it(admin_client):
-    response = admin_client.post(SETTINGS_URL, settings_post(api_key_turbotext="tt-new-key"))
+    response = admin_client.post(SETTINGS_URL, studio_settings_form(api_key_turbotext="tt-new-key"))
     assert response.status_code == 302
     credential = ProviderCredential.objects.get(provider="turbotext")
     assert credential.updated_by is not None and credential.updated_by.username == "admin"
