@@ -271,27 +271,9 @@ def s3_environment() -> Iterator[dict[str, str]]:
 
     The service's processes and this one reach it over HTTP with the real boto3 client.
     """
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from media.tests.local_s3 import local_s3_start
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    values = {
-        "MEDIA_STORAGE": "s3",
-        "S3_BUCKET": S3_TEST_BUCKET,
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "S3_REGION": "us-east-1",
-        "S3_ACCESS_KEY_ID": "test-access-key",
-        "S3_SECRET_ACCESS_KEY": "test-secret-key",
-    }
-    boto3.client(
-        "s3",
-        endpoint_url=values["S3_ENDPOINT_URL"],
-        region_name=values["S3_REGION"],
-        aws_access_key_id=values["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=values["S3_SECRET_ACCESS_KEY"],
-    ).create_bucket(Bucket=S3_TEST_BUCKET)
+    server, values = local_s3_start(S3_TEST_BUCKET, "test-access-key", "test-secret-key")
     yield values
     server.stop()
 

@@ -38,34 +38,11 @@ BUCKET = "photochanger-bench"
 
 def moto_environment() -> tuple[object, dict[str, str]]:
     """A moto S3 server on a free port with an empty bucket, and the variables that point at it."""
-    import socket
-
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    # Not conftest.free_port: importing pytest here would switch the settings to their test mode
+    # Not conftest's fixture: importing pytest here would switch the settings to their test mode
     # (TESTING: a fast password hasher the stack's web process does not know).
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    values = {
-        "MEDIA_STORAGE": "s3",
-        "S3_BUCKET": BUCKET,
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "S3_REGION": "us-east-1",
-        "S3_ACCESS_KEY_ID": "bench-access-key",
-        "S3_SECRET_ACCESS_KEY": "bench-secret-key",
-    }
-    boto3.client(
-        "s3",
-        endpoint_url=values["S3_ENDPOINT_URL"],
-        region_name=values["S3_REGION"],
-        aws_access_key_id=values["S3_ACCESS_KEY_ID"],
-        aws_secret_access_key=values["S3_SECRET_ACCESS_KEY"],
-    ).create_bucket(Bucket=BUCKET)
-    return server, values
+    from media.tests.local_s3 import local_s3_start
+
+    return local_s3_start(BUCKET, "bench-access-key", "bench-secret-key")
 
 
 def median_ms(samples: list[float]) -> float:
